@@ -1,0 +1,368 @@
+"""EntropySGD against an independent NumPy transcription of the algorithm (issue 3's pseudocode).
+
+The reference below is written from the published update, not from the optimizer's code: float64,
+explicit loops, hand-derived gradients of the two test models.
+"""
+import numpy as np
+import pytest
+
+from optimizers import EntropySGD
+from tfcompat import tf
+
+BATCH, DIM, CLASSES, HIDDEN = 8, 6, 3, 5
+N_BATCHES = 64
+
+
+# ----- NumPy side -----------------------------------------------------------------------------------
+
+def softmax_xent_grad(logits, labels):
+    """Mean cross-entropy of a batch and its gradient with respect to the logits."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    onehot = np.eye(logits.shape[1])[labels]
+    loss = -np.mean(np.log(p[np.arange(len(labels)), labels]))
+    return loss, (p - onehot) / len(labels)
+
+
+def linear_grads(params, batch):
+    """Softmax regression: logits = X W + b."""
+    (w, b), (x, y) = params, batch
+    _, dz = softmax_xent_grad(x @ w + b, y)
+    return [x.T @ dz, dz.sum(axis=0)]
+
+
+def two_layer_grads(params, batch):
+    """logits = tanh(X W1 + b1) W2 + b2, backpropagated by hand."""
+    (w1, b1, w2, b2), (x, y) = params, batch
+    h = np.tanh(x @ w1 + b1)
+    _, dz = softmax_xent_grad(h @ w2 + b2, y)
+    dh = (dz @ w2.T) * (1.0 - h ** 2)
+    return [x.T @ dh, dh.sum(axis=0), h.T @ dz, dz.sum(axis=0)]
+
+
+def reference_entropy_sgd(params, batches, grad_fn, steps, learning_rate, L, gamma, scoping, langevin_lr, mu_decay,
+                          momentum, nesterov, weight_decay):
+    """Issue 3's pseudocode with epsilon = 0, in float64; returns the weights after `steps` outer steps."""
+    x = [p.astype(np.float64) for p in params]
+    m = [np.zeros_like(p) for p in x]
+    stream = iter(batches)
+
+    def with_momentum(buf, g):
+        buf *= momentum
+        buf += g
+        return g + momentum * buf if nesterov else buf.copy()
+
+    for k in range(steps):
+        g_k = gamma * (1.0 + scoping) ** k
+        if L == 0:
+            d = grad_fn(x, next(stream))
+        else:
+            xp = [p.copy() for p in x]
+            mu = [p.copy() for p in x]
+            mp = [np.zeros_like(p) for p in x]
+            for _ in range(L):
+                g = grad_fn(xp, next(stream))
+                for j in range(len(x)):
+                    gj = with_momentum(mp[j], g[j] + weight_decay * xp[j])
+                    gj = gj - g_k * (x[j] - xp[j])
+                    xp[j] = xp[j] - langevin_lr * gj
+                    mu[j] = mu_decay * mu[j] + (1.0 - mu_decay) * xp[j]
+            d = [x[j] - mu[j] for j in range(len(x))]
+        for j in range(len(x)):
+            dj = with_momentum(m[j], d[j] + weight_decay * x[j])
+            x[j] = x[j] - learning_rate * dj
+    return x
+
+
+# ----- TF side --------------------------------------------------------------------------------------
+
+def make_data(seed=0):
+    rng = np.random.RandomState(seed)
+    xs = rng.randn(N_BATCHES, BATCH, DIM).astype(np.float32)
+    ys = rng.randint(0, CLASSES, size=(N_BATCHES, BATCH)).astype(np.int32)
+    return xs, ys
+
+
+def init_params(model, seed=1):
+    rng = np.random.RandomState(seed)
+    if model == "linear":
+        shapes = [(DIM, CLASSES), (CLASSES,)]
+    else:
+        shapes = [(DIM, HIDDEN), (HIDDEN,), (HIDDEN, CLASSES), (CLASSES,)]
+    return [(0.5 * rng.randn(*s)).astype(np.float32) for s in shapes]
+
+
+def build_tf_model(model, params, xs, ys, skip_batches=0):
+    """Variables set to `params`, an iterator over the fixed batches (no shuffle), and loss_fn."""
+    ds = tf.data.Dataset.from_tensor_slices((xs, ys)).repeat().skip(skip_batches)
+    it = tf.data.make_one_shot_iterator(ds)
+    vs = [tf.get_variable("p%d" % i, initializer=tf.constant(p)) for i, p in enumerate(params)]
+
+    def loss_fn():
+        x, y = it.get_next()
+        if model == "linear":
+            logits = tf.matmul(x, vs[0]) + vs[1]
+        else:
+            logits = tf.matmul(tf.tanh(tf.matmul(x, vs[0]) + vs[1]), vs[2]) + vs[3]
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+    return vs, loss_fn, it
+
+
+def run_tf(model, params, xs, ys, steps, tensor_hyper=False, **hyper):
+    with tf.Graph().as_default():
+        vs, loss_fn, _ = build_tf_model(model, params, xs, ys)
+        if tensor_hyper:  # schedules arrive as tensors
+            for key in ("learning_rate", "gamma", "langevin_lr", "epsilon"):
+                hyper[key] = tf.constant(hyper[key], dtype=tf.float32) * tf.constant(1.0)
+        opt = EntropySGD(loss_fn, **hyper)
+        train = opt.minimize(loss_fn())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(steps):
+                sess.run(train)
+            return sess.run(vs)
+
+
+CASES = [
+    # (model, L, momentum, nesterov, weight_decay, scoping)
+    ("linear", 0, 0.9, True, 0.0, 0.0),
+    ("linear", 0, 0.0, False, 1e-2, 0.0),
+    ("linear", 1, 0.9, True, 0.0, 0.0),
+    ("linear", 1, 0.9, False, 1e-2, 0.1),
+    ("linear", 5, 0.0, False, 0.0, 0.0),
+    ("linear", 5, 0.9, True, 1e-2, 0.1),
+    ("linear", 5, 0.9, False, 0.0, 0.1),
+    ("two_layer", 5, 0.9, True, 1e-2, 0.1),
+    ("two_layer", 1, 0.0, True, 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("model,L,momentum,nesterov,weight_decay,scoping", CASES)
+def test_matches_numpy_reference(model, L, momentum, nesterov, weight_decay, scoping):
+    xs, ys = make_data()
+    params = init_params(model)
+    hyper = dict(learning_rate=0.5, L=L, gamma=0.3, scoping=scoping, langevin_lr=0.2, mu_decay=0.75,
+                 momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    steps = 4
+    grad_fn = linear_grads if model == "linear" else two_layer_grads
+    batches = [(xs[i % N_BATCHES].astype(np.float64), ys[i % N_BATCHES]) for i in range(steps * max(L, 1))]
+    expected = reference_entropy_sgd(params, batches, grad_fn, steps, **hyper)
+    got = run_tf(model, params, xs, ys, steps, epsilon=0.0, **hyper)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    # the run moved the weights: the comparison is not between two copies of the start
+    assert max(np.abs(e - p).max() for e, p in zip(expected, params)) > 1e-2
+
+
+def test_tensor_hyperparameters_match_numpy_reference():
+    xs, ys = make_data()
+    params = init_params("two_layer")
+    hyper = dict(learning_rate=0.3, L=3, gamma=0.1, scoping=0.05, langevin_lr=0.1, mu_decay=0.5,
+                 momentum=0.9, nesterov=True, weight_decay=1e-3)
+    batches = [(xs[i].astype(np.float64), ys[i]) for i in range(9)]
+    expected = reference_entropy_sgd(params, batches, two_layer_grads, 3, **hyper)
+    got = run_tf("two_layer", params, xs, ys, 3, tensor_hyper=True, epsilon=0.0, **hyper)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+def test_L0_is_tensorflows_nesterov_momentum():
+    xs, ys = make_data()
+    params = init_params("two_layer")
+    got = run_tf("two_layer", params, xs, ys, 6, learning_rate=0.2, L=0, momentum=0.9, nesterov=True)
+    with tf.Graph().as_default():
+        vs, loss_fn, _ = build_tf_model("two_layer", params, xs, ys)
+        train = tf.train.MomentumOptimizer(0.2, 0.9, use_nesterov=True).minimize(loss_fn())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(6):
+                sess.run(train)
+            expected = sess.run(vs)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("L", [0, 1, 5])
+def test_one_outer_step_consumes_exactly_L_batches(L):
+    with tf.Graph().as_default():
+        it = tf.data.make_one_shot_iterator(tf.data.Dataset.range(1000))
+        w = tf.get_variable("w", initializer=1.0)
+
+        def loss_fn():
+            return tf.square(w) * tf.cast(it.get_next(), tf.float32)
+
+        gs = tf.train.get_or_create_global_step()
+        train = EntropySGD(loss_fn, 0.01, L=L, epsilon=0.0).minimize(loss_fn(), global_step=gs)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(3):
+                sess.run(train)
+            assert sess.run(it.get_next()) == 3 * max(L, 1)
+            assert sess.run(gs) == 3
+
+
+def test_update_ops_made_by_loss_fn_run_in_every_inner_step():
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", initializer=1.0)
+        calls = tf.get_variable("calls", initializer=0, trainable=False)
+
+        def loss_fn():
+            tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, calls.assign_add(1))
+            return tf.square(w)
+
+        loss = loss_fn()
+        outer_updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        with tf.control_dependencies(outer_updates):
+            train = EntropySGD(loss_fn, 0.01, L=5).minimize(loss)
+        # the loop's own update ops are not left in the collection, where nothing could run them
+        assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == outer_updates
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(train)
+            sess.run(train)
+            assert sess.run(calls) == 2 * 5
+
+
+def test_scoping_counter_and_stats():
+    xs, ys = make_data()
+    params = init_params("linear")
+    with tf.Graph().as_default():
+        vs, loss_fn, _ = build_tf_model("linear", params, xs, ys)
+        opt = EntropySGD(loss_fn, 0.5, L=4, gamma=0.2, scoping=0.5, langevin_lr=0.1, epsilon=0.0)
+        train = opt.minimize(loss_fn())
+        assert set(opt.stats) == {"gamma", "inner_loss", "x_mu_norm", "x_xprime_norm"}
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for k in range(3):
+                before = sess.run(vs)
+                _, stats = sess.run([train, opt.stats])
+                np.testing.assert_allclose(stats["gamma"], 0.2 * 1.5 ** k, rtol=1e-6)
+                assert sess.run(opt.outer_step) == k + 1
+                # first step: m = x - mu, and Nesterov moves x by lr * (1 + momentum) * (x - mu)
+                moved = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(sess.run(vs), before)))
+                if k == 0:
+                    np.testing.assert_allclose(moved, 0.5 * 1.9 * stats["x_mu_norm"], rtol=1e-5)
+                assert stats["x_xprime_norm"] > stats["x_mu_norm"] > 0
+                assert np.isfinite(stats["inner_loss"])
+
+
+def test_inner_loss_is_the_mean_of_the_L_inner_losses():
+    with tf.Graph().as_default():
+        it = tf.data.make_one_shot_iterator(tf.data.Dataset.range(1, 1000))
+        w = tf.get_variable("w", initializer=0.0)
+
+        def loss_fn():  # the loss is the batch index, plus a term that depends on w
+            return tf.cast(it.get_next(), tf.float32) + 0.0 * w
+
+        opt = EntropySGD(loss_fn, 0.1, L=4)
+        train = opt.minimize(loss_fn())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            _, first = sess.run([train, opt.stats["inner_loss"]])
+            _, second = sess.run([train, opt.stats["inner_loss"]])
+    assert first == pytest.approx((1 + 2 + 3 + 4) / 4)
+    assert second == pytest.approx((5 + 6 + 7 + 8) / 4)
+
+
+def test_injected_noise_has_the_published_scale():
+    """Zero gradient, no coupling, no momentum, mu = x' and lr = 1: the step moves x by the noise alone,
+    whose per-coordinate standard deviation must be langevin_lr * epsilon / sqrt(0.5 * langevin_lr)."""
+    n, eps, eta = 40000, 0.1, 0.5
+    with tf.Graph().as_default():
+        tf.set_random_seed(3)
+        w = tf.get_variable("w", initializer=tf.ones([n]))
+
+        def loss_fn():
+            return 0.0 * tf.reduce_sum(w)
+
+        train = EntropySGD(loss_fn, 1.0, L=1, gamma=0.0, scoping=0.0, langevin_lr=eta, epsilon=eps,
+                           mu_decay=0.0, momentum=0.0).minimize(loss_fn())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(train)
+            step = sess.run(w) - 1.0
+    expected_std = eta * eps / np.sqrt(0.5 * eta)
+    assert abs(step.mean()) < 5 * expected_std / np.sqrt(n)
+    assert step.std() == pytest.approx(expected_std, rel=0.03)
+    # Gaussian: about 68.3 % within one standard deviation
+    assert np.mean(np.abs(step) < expected_std) == pytest.approx(0.6827, abs=0.01)
+
+
+def test_save_restore_continues_exactly(tmp_path):
+    xs, ys = make_data()
+    params = init_params("two_layer")
+    L, k, extra = 3, 2, 3
+    hyper = dict(learning_rate=0.3, L=L, gamma=0.1, scoping=0.2, langevin_lr=0.1, epsilon=0.0,
+                 momentum=0.9, weight_decay=1e-3)
+
+    def session_run(skip, steps, restore_from=None, save_to=None):
+        with tf.Graph().as_default():
+            vs, loss_fn, _ = build_tf_model("two_layer", params, xs, ys, skip_batches=skip)
+            opt = EntropySGD(loss_fn, **hyper)
+            train = opt.minimize(loss_fn())
+            saver = tf.train.Saver()
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                if restore_from:
+                    saver.restore(sess, restore_from)
+                for _ in range(steps):
+                    sess.run(train)
+                if save_to:
+                    saver.save(sess, save_to)
+                slots = [opt.get_slot(v, "momentum") for v in vs]
+                return sess.run(vs + slots + [opt.outer_step])
+
+    uninterrupted = session_run(0, k + extra)
+    session_run(0, k, save_to=str(tmp_path / "ckpt"))
+    resumed = session_run(k * L, extra, restore_from=str(tmp_path / "ckpt"))
+    assert resumed[-1] == k + extra
+    for a, b in zip(uninterrupted, resumed):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_slots_are_the_documented_four_buffers():
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", initializer=tf.ones([3]))
+        opt = EntropySGD(lambda: tf.reduce_sum(tf.square(w)), 0.1, L=2)
+        opt.minimize(tf.reduce_sum(tf.square(w)))
+        assert sorted(opt.get_slot_names()) == ["anchor", "langevin_momentum", "momentum", "mu"]
+        assert "outer_step" in " ".join(v.name for v in tf.global_variables())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(L=-1), "L must be"),
+    (dict(L=2.5), "L must be"),
+    (dict(L=True), "L must be"),
+    (dict(learning_rate=-0.1), "learning_rate"),
+    (dict(learning_rate=float("nan")), "learning_rate"),
+    (dict(gamma=float("inf")), "gamma"),
+    (dict(langevin_lr=-1.0), "langevin_lr"),
+    (dict(epsilon=-1e-4), "epsilon"),
+    (dict(scoping=-1.0), "scoping"),
+    (dict(momentum=-0.9), "momentum"),
+    (dict(weight_decay=-1.0), "weight_decay"),
+    (dict(mu_decay=1.0), "mu_decay"),
+    (dict(mu_decay=-0.1), "mu_decay"),
+])
+def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
+    args = dict(loss_fn=lambda: None, learning_rate=0.1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        EntropySGD(**args)
+
+
+def test_loss_fn_must_be_callable():
+    with pytest.raises(TypeError, match="loss_fn"):
+        EntropySGD(None, 0.1, L=5)
+
+
+def test_sparse_gradient_is_not_implemented():
+    with tf.Graph().as_default():
+        table = tf.get_variable("embedding", initializer=tf.ones([10, 2]))
+
+        def loss_fn():
+            return tf.reduce_sum(tf.nn.embedding_lookup(table, [1, 3]))
+
+        with pytest.raises(NotImplementedError, match="embedding"):
+            EntropySGD(loss_fn, 0.1, L=2).minimize(loss_fn())

@@ -1,0 +1,132 @@
+"""The layers the three model families share, in plain ``tf.nn`` ops with ``tf.get_variable``.
+
+Every layer opens its own ``tf.variable_scope(name)``, so a model built twice under a reusing
+scope finds the same variables. Convolution kernels are always HWIO and batch-norm parameters
+per channel, whatever the data format, so NHWC and NCHW builds of one model share weights.
+Weight decay is not added here: it belongs to the optimizer.
+"""
+from tfcompat import tf
+
+DATA_FORMATS = ("NHWC", "NCHW")
+
+# Torch's batch norm (the WRN and Entropy-SGD authors' code): running = 0.9 running + 0.1 batch,
+# with the unbiased batch variance, which is what fused_batch_norm returns in training mode.
+BN_DECAY = 0.9
+# Torch uses 1e-5; fused_batch_norm raises anything smaller to cuDNN's floor of 1.001e-5.
+BN_EPSILON = 1.001e-5
+
+
+def he_normal_fan_out():
+    """Return N(0, 2 / (k*k*out_channels)), the WRN authors' MSRinit (models/utils.lua) for convolutions."""
+    return tf.variance_scaling_initializer(scale=2.0, mode="fan_out", distribution="untruncated_normal")
+
+
+def torch_uniform():
+    """Return U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Torch's default for convolution and linear weights.
+
+    The Entropy-SGD authors' models and the WRN authors' final linear layer keep this default.
+    """
+    return tf.variance_scaling_initializer(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+def channel_axis(data_format):
+    """Return the index of the channel dimension of a 4-D tensor in ``data_format``."""
+    return 3 if data_format == "NHWC" else 1
+
+
+def to_data_format(images, data_format):
+    """Return NHWC ``images`` in ``data_format`` (one transpose for NCHW), checking the name."""
+    if data_format not in DATA_FORMATS:
+        raise ValueError("data_format must be one of %s, got %r" % (", ".join(DATA_FORMATS), data_format))
+    if data_format == "NCHW":
+        return tf.transpose(images, [0, 3, 1, 2])
+    return images
+
+
+def conv2d(x, out_channels, kernel_size, stride, padding, data_format, initializer, name):
+    """Return a bias-free 2-D convolution of ``x`` with ``padding`` zeros on every side.
+
+    Padding is explicit (Torch's semantics) rather than "SAME": for a stride-2 3x3 convolution
+    "SAME" pads only the bottom/right and so samples a different grid from the authors' pad 1.
+    No bias: the WRN authors remove them (DisableBias), and in All-CNN and LeNet every convolution
+    feeds a batch norm, whose offset makes a bias redundant.
+    """
+    axis = channel_axis(data_format)
+    in_channels = x.shape.as_list()[axis]
+    with tf.variable_scope(name):
+        kernel = tf.get_variable(
+            "kernel", [kernel_size, kernel_size, in_channels, out_channels], initializer=initializer)
+    if data_format == "NHWC":
+        strides, pads = [1, stride, stride, 1], [[0, 0], [padding, padding], [padding, padding], [0, 0]]
+    else:
+        strides, pads = [1, 1, stride, stride], [[0, 0], [0, 0], [padding, padding], [padding, padding]]
+    return tf.nn.conv2d(x, kernel, strides=strides, padding=pads if padding else "VALID",
+                        data_format=data_format)
+
+
+def dense(x, units, use_bias, name):
+    """Return ``x @ W (+ b)`` for a [batch, features] ``x``; W starts as Torch's default, b at zero."""
+    with tf.variable_scope(name):
+        weights = tf.get_variable("weights", [x.shape.as_list()[1], units], initializer=torch_uniform())
+        y = tf.matmul(x, weights)
+        if use_bias:
+            y += tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+    return y
+
+
+def batch_norm(x, is_training, data_format, name):
+    """Return batch-normalised ``x`` (4-D in ``data_format``, or 2-D [batch, features]).
+
+    Training mode normalises with the batch statistics and adds the moving-average updates to
+    ``tf.GraphKeys.UPDATE_OPS`` (the caller decides when they run; inside the optimizer's
+    while_loop they are ops of the loop body). Evaluation mode normalises with the moving
+    statistics and changes nothing. The moving mean and variance are non-trainable variables,
+    so the optimizer leaves them alone and a Saver keeps them.
+    """
+    flat = x.shape.ndims == 2
+    if flat:  # fused_batch_norm wants 4-D: treat features as channels of a 1x1 image
+        x, data_format = x[:, None, None, :], "NHWC"
+    channels = x.shape.as_list()[channel_axis(data_format)]
+    with tf.variable_scope(name):
+        gamma = tf.get_variable("gamma", [channels], initializer=tf.ones_initializer())
+        beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
+        moving_mean = tf.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(),
+                                      trainable=False)
+        moving_variance = tf.get_variable("moving_variance", [channels], initializer=tf.ones_initializer(),
+                                          trainable=False)
+    if is_training:
+        y, mean, variance = tf.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=BN_EPSILON, data_format=data_format, is_training=True)
+        for moving, batch in ((moving_mean, mean), (moving_variance, variance)):
+            update = tf.assign_sub(moving, (1.0 - BN_DECAY) * (moving - batch))
+            tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, update)
+    else:
+        y, _, _ = tf.nn.fused_batch_norm(
+            x, gamma, beta, mean=moving_mean, variance=moving_variance, epsilon=BN_EPSILON,
+            data_format=data_format, is_training=False)
+    return y[:, 0, 0, :] if flat else y
+
+
+def dropout(x, rate, is_training):
+    """Return ``x`` with a fraction ``rate`` of entries zeroed (and the rest scaled) in training only."""
+    if is_training and rate > 0:
+        return tf.nn.dropout(x, rate=rate)
+    return x
+
+
+def max_pool(x, size, data_format):
+    """Return ``size`` x ``size`` max pooling with stride ``size`` and no padding (Torch's default)."""
+    return tf.nn.max_pool2d(x, ksize=size, strides=size, padding="VALID", data_format=data_format)
+
+
+def global_avg_pool(x, data_format):
+    """Return the spatial mean of every channel, [batch, channels]."""
+    return tf.reduce_mean(x, axis=[1, 2] if data_format == "NHWC" else [2, 3])
+
+
+def flatten(x, data_format):
+    """Return [batch, H*W*C] in NHWC order whatever ``data_format``, so one weight matrix fits both."""
+    if data_format == "NCHW":
+        x = tf.transpose(x, [0, 2, 3, 1])
+    _, height, width, channels = x.shape.as_list()
+    return tf.reshape(x, [-1, height * width * channels])

@@ -1,0 +1,348 @@
+"""Tests of models/: shapes, exact parameter counts, weight sharing, batch norm against NumPy,
+NHWC vs NCHW, building inside a while_loop, and that every model learns a fixed batch."""
+import types
+
+import numpy as np
+import pytest
+
+from models import MODEL_NAMES, get_model, layers
+from tfcompat import tf
+
+# Small enough to run in a test; the image shape each family is meant for.
+SMALL = {
+    "wrn": ((32, 32, 3), dict(wrn_depth=10, wrn_width=1)),
+    "allcnn": ((32, 32, 3), {}),
+    "lenet": ((28, 28, 1), {}),
+}
+
+
+def make_config(data_format="NHWC", wrn_depth=10, wrn_width=1, dropout=0.0):
+    """Return the attributes a model reads, as train.py's settings object would hold them."""
+    return types.SimpleNamespace(wrn_depth=wrn_depth, wrn_width=wrn_width, dropout=dropout,
+                                 data_format=data_format)
+
+
+def count_trainable():
+    """Return the number of trainable scalars in the default graph."""
+    return sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables())
+
+
+def global_values(sess, names):
+    """Return {name: value} of the global variables whose names contain one of ``names``."""
+    found = {v.name: v for v in tf.global_variables() if any(n in v.name for n in names)}
+    return sess.run(found)
+
+
+# ---------------------------------------------------------------- registry, shapes, counts
+
+def test_model_names_and_unknown_name():
+    assert MODEL_NAMES == ("wrn", "allcnn", "lenet")
+    with pytest.raises(ValueError) as err:
+        get_model("resnet50")
+    for name in MODEL_NAMES:
+        assert name in str(err.value)
+
+
+def test_bad_data_format_and_depth_raise():
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match="NCHW"):
+            get_model("lenet")(tf.zeros([1, 28, 28, 1]), False, 10, make_config(data_format="NWHC"))
+        with pytest.raises(ValueError, match="6n"):
+            get_model("wrn")(tf.zeros([1, 32, 32, 3]), False, 10, make_config(wrn_depth=12))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("classes", [10, 100])
+def test_logits_shape_and_dtype(name, classes):
+    shape, overrides = SMALL[name]
+    images = np.random.RandomState(0).randn(2, *shape).astype(np.float32)
+    with tf.Graph().as_default():
+        model = get_model(name)
+        logits = [model(tf.constant(images), training, classes, make_config(**overrides))
+                  for training in (True, False)]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            values = sess.run(logits)
+    for value in values:
+        assert value.shape == (2, classes) and value.dtype == np.float32
+        assert np.all(np.isfinite(value))
+
+
+def test_wrn_dropout_only_in_training_mode():
+    images = np.random.RandomState(10).randn(2, 32, 32, 3).astype(np.float32)
+    with tf.Graph().as_default():
+        model = get_model("wrn")
+        train = model(tf.constant(images), True, 10, make_config(dropout=0.3))
+        evaluate = model(tf.constant(images), False, 10, make_config(dropout=0.3))
+        plain = model(tf.constant(images), True, 10, make_config(dropout=0.0))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            assert not np.array_equal(sess.run(train), sess.run(train))  # fresh masks every run
+            np.testing.assert_array_equal(sess.run(evaluate), sess.run(evaluate))
+            np.testing.assert_array_equal(sess.run(plain), sess.run(plain))
+
+
+def wrn_param_count(depth, width, classes, channels=3):
+    """WRN-d-k trainable parameters by hand: bias-free convs, BN gamma+beta, final linear layer."""
+    n = (depth - 4) // 6
+    count = 3 * 3 * channels * 16                      # stem conv
+    in_ch = 16
+    for out_ch in (16 * width, 32 * width, 64 * width):
+        for b in range(n):
+            block_in = in_ch if b == 0 else out_ch
+            count += 2 * block_in + 9 * block_in * out_ch  # bn0, conv0
+            count += 2 * out_ch + 9 * out_ch * out_ch      # bn1, conv1
+            if block_in != out_ch:
+                count += block_in * out_ch                 # 1x1 projection shortcut
+        in_ch = out_ch
+    return count + 2 * in_ch + in_ch * classes + classes  # final bn, fc
+
+
+def test_wrn_28_10_parameter_count():
+    for classes, published in ((10, 36.48e6), (100, 36.54e6)):
+        with tf.Graph().as_default():
+            logits = get_model("wrn")(tf.placeholder(tf.float32, [None, 32, 32, 3]), True, classes,
+                                      make_config(wrn_depth=28, wrn_width=10))
+            assert logits.shape.as_list() == [None, classes]
+            count = count_trainable()
+        assert count == wrn_param_count(28, 10, classes)
+        assert abs(count - published) < 0.005e6  # the paper's figures, to their last digit
+    assert wrn_param_count(28, 10, 10) == 36_479_194
+    assert abs(wrn_param_count(28, 10, 10) - 36.5e6) / 36.5e6 < 0.005
+
+
+def test_wrn_small_parameter_count():
+    with tf.Graph().as_default():
+        get_model("wrn")(tf.placeholder(tf.float32, [None, 32, 32, 3]), True, 10,
+                         make_config(wrn_depth=16, wrn_width=2))
+        assert count_trainable() == wrn_param_count(16, 2, 10)
+
+
+def test_allcnn_parameter_count():
+    c1, c2 = 96, 192
+    convs = [(3, c1, 3), (c1, c1, 3), (c1, c1, 3), (c1, c2, 3), (c2, c2, 3), (c2, c2, 3),
+             (c2, c2, 3), (c2, c2, 3), (c2, 10, 1)]
+    expected = sum(k * k * ci * co + 2 * co for ci, co, k in convs)  # bias-free conv + BN
+    with tf.Graph().as_default():
+        get_model("allcnn")(tf.placeholder(tf.float32, [None, 32, 32, 3]), True, 10, make_config())
+        assert count_trainable() == expected == 1_665_908
+
+
+def test_lenet_parameter_count():
+    expected = (25 * 1 * 20 + 2 * 20) + (25 * 20 * 50 + 2 * 50) + (200 * 500 + 2 * 500) + (500 * 10 + 10)
+    with tf.Graph().as_default():
+        get_model("lenet")(tf.placeholder(tf.float32, [None, 28, 28, 1]), True, 10, make_config())
+        assert count_trainable() == expected == 131_650
+
+
+# ---------------------------------------------------------------- sharing and batch norm
+
+def test_building_twice_shares_variables():
+    images = np.random.RandomState(1).randn(3, 32, 32, 3).astype(np.float32)
+    with tf.Graph().as_default():
+        model = get_model("wrn")
+        train_logits = model(tf.constant(images), True, 10, make_config())
+        names = [v.name for v in tf.global_variables()]
+        first = model(tf.constant(images), False, 10, make_config())
+        second = model(tf.constant(images), False, 10, make_config())
+        assert [v.name for v in tf.global_variables()] == names
+        assert all(name.startswith("model/") for name in names)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            a, b, _ = sess.run([first, second, train_logits])
+    np.testing.assert_array_equal(a, b)
+
+
+def numpy_bn(x, mean, var, gamma, beta):
+    return (x - mean) / np.sqrt(var + layers.BN_EPSILON) * gamma + beta
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 5, 3), (7, 3)])
+def test_batch_norm_training_matches_numpy(shape):
+    rng = np.random.RandomState(2)
+    x = (rng.randn(*shape) * 3 + 1).astype(np.float32)
+    gamma, beta = rng.rand(3).astype(np.float32) + 0.5, rng.randn(3).astype(np.float32)
+    axes = tuple(range(x.ndim - 1))
+    with tf.Graph().as_default():
+        y = layers.batch_norm(tf.constant(x), True, "NHWC", "bn")
+        updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        assert len(updates) == 2
+        with tf.variable_scope("bn", reuse=True):
+            gamma_v, beta_v = tf.get_variable("gamma"), tf.get_variable("beta")
+            moving = [tf.get_variable("moving_mean"), tf.get_variable("moving_variance")]
+        assert not set(moving) & set(tf.trainable_variables())
+        assert set(moving) <= set(tf.global_variables())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            gamma_v.load(gamma, sess)
+            beta_v.load(beta, sess)
+            out = sess.run(y)
+            before = sess.run(moving)
+            sess.run(updates)
+            mean_after, var_after = sess.run(moving)
+    np.testing.assert_allclose(out, numpy_bn(x, x.mean(axes), x.var(axes), gamma, beta), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(before[0], 0.0)
+    np.testing.assert_array_equal(before[1], 1.0)
+    # Torch's rule: running = 0.9 running + 0.1 batch, with the unbiased batch variance.
+    np.testing.assert_allclose(mean_after, 0.1 * x.mean(axes), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var_after, 0.9 + 0.1 * x.var(axes, ddof=1), rtol=1e-5)
+
+
+def test_batch_norm_eval_uses_moving_statistics():
+    rng = np.random.RandomState(3)
+    x = rng.randn(5, 4, 4, 3).astype(np.float32)
+    mean, var = rng.randn(3).astype(np.float32), rng.rand(3).astype(np.float32) + 0.5
+    with tf.Graph().as_default():
+        y = layers.batch_norm(tf.constant(x), False, "NHWC", "bn")
+        assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        with tf.variable_scope("bn", reuse=True):
+            moving = [tf.get_variable("moving_mean"), tf.get_variable("moving_variance")]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            moving[0].load(mean, sess)
+            moving[1].load(var, sess)
+            out, out_again = sess.run(y), sess.run(y)
+            after = sess.run(moving)
+    np.testing.assert_allclose(out, numpy_bn(x, mean, var, 1.0, 0.0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(out, out_again)
+    np.testing.assert_array_equal(after[0], mean)
+    np.testing.assert_array_equal(after[1], var)
+
+
+def numpy_conv(x, kernel, stride, pad):
+    """Reference NHWC convolution with ``pad`` zeros on every side (Torch's semantics)."""
+    x = np.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    k = kernel.shape[0]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    return np.einsum("bhwcij,ijco->bhwo", windows, kernel)
+
+
+def test_strided_conv_pads_both_sides_like_torch():
+    rng = np.random.RandomState(4)
+    x = rng.randn(2, 8, 8, 3).astype(np.float32)
+    with tf.Graph().as_default():
+        y = layers.conv2d(tf.constant(x), 4, 3, 2, 1, "NHWC", layers.he_normal_fan_out(), "conv")
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            kernel = sess.run(tf.global_variables()[0])
+            out = sess.run(y)
+    assert out.shape == (2, 4, 4, 4)
+    np.testing.assert_allclose(out, numpy_conv(x, kernel, 2, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_training_mode_updates_moving_stats_and_eval_mode_uses_them():
+    """LeNet's first BN sees conv1(images): its moving mean after one update is 0.1 x their mean."""
+    rng = np.random.RandomState(5)
+    images = rng.randn(4, 28, 28, 1).astype(np.float32)
+    with tf.Graph().as_default():
+        model = get_model("lenet")
+        eval_logits = model(tf.constant(images), False, 10, make_config())
+        assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        model(tf.constant(images), True, 10, make_config())
+        updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        assert len(updates) == 6  # three BN layers, mean and variance each
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            kernel = global_values(sess, ["stage0/conv/kernel"])["model/stage0/conv/kernel:0"]
+            logits_before = sess.run(eval_logits)
+            stats_before = global_values(sess, ["moving_"])
+            sess.run(eval_logits)
+            assert all(np.array_equal(v, stats_before[k]) for k, v in global_values(sess, ["moving_"]).items())
+            sess.run(updates)
+            stats_after = global_values(sess, ["moving_"])
+            logits_after = sess.run(eval_logits)
+    conv = numpy_conv(images, kernel, 1, 0)
+    np.testing.assert_allclose(stats_after["model/stage0/bn/moving_mean:0"], 0.1 * conv.mean((0, 1, 2)),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(stats_after["model/stage0/bn/moving_variance:0"],
+                               0.9 + 0.1 * conv.var((0, 1, 2), ddof=1), rtol=1e-4)
+    assert all(not np.array_equal(stats_after[k], stats_before[k]) for k in stats_before)
+    assert not np.allclose(logits_before, logits_after)  # eval mode reads the moving statistics
+
+
+def test_training_mode_builds_inside_while_loop():
+    """The optimizer builds the model in its Langevin while_loop: BN updates run once per iteration."""
+    images = np.random.RandomState(6).randn(4, 28, 28, 1).astype(np.float32)
+    steps = 3
+    with tf.Graph().as_default():
+        model = get_model("lenet")
+        model(tf.constant(images), True, 10, make_config())  # the variables exist before the loop
+        outside = len(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+
+        def body(i, total):
+            loss = tf.reduce_mean(tf.square(model(tf.constant(images), True, 10, make_config())))
+            with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)[outside:]):
+                return i + 1, total + loss
+
+        _, total = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), tf.constant(0.0)))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            kernel = global_values(sess, ["stage0/conv/kernel"])["model/stage0/conv/kernel:0"]
+            assert np.isfinite(sess.run(total))
+            moving_mean = global_values(sess, ["stage0/bn/moving_mean"])["model/stage0/bn/moving_mean:0"]
+    batch_mean = numpy_conv(images, kernel, 1, 0).mean((0, 1, 2))
+    np.testing.assert_allclose(moving_mean, (1 - 0.9 ** steps) * batch_mean, rtol=1e-4, atol=1e-6)
+
+
+def test_layers_agree_across_data_formats_on_cpu():
+    """The CPU-runnable part of NCHW support: channel axes of BN, pooling, flatten, conv shapes."""
+    x = np.random.RandomState(9).randn(3, 4, 5, 6).astype(np.float32)
+    with tf.Graph().as_default(), tf.variable_scope("shared", reuse=tf.AUTO_REUSE):
+        nhwc, nchw = tf.constant(x), layers.to_data_format(tf.constant(x), "NCHW")
+        pairs = [(layers.batch_norm(nhwc, True, "NHWC", "bn"),
+                  tf.transpose(layers.batch_norm(nchw, True, "NCHW", "bn"), [0, 2, 3, 1])),
+                 (layers.global_avg_pool(nhwc, "NHWC"), layers.global_avg_pool(nchw, "NCHW")),
+                 (layers.flatten(nhwc, "NHWC"), layers.flatten(nchw, "NCHW"))]
+        conv_nhwc = layers.conv2d(nhwc, 7, 3, 2, 1, "NHWC", layers.he_normal_fan_out(), "conv")
+        conv_nchw = layers.conv2d(nchw, 7, 3, 2, 1, "NCHW", layers.he_normal_fan_out(), "conv")
+        assert conv_nhwc.shape.as_list() == [3, 2, 3, 7] and conv_nchw.shape.as_list() == [3, 7, 2, 3]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for a, b in sess.run(pairs):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_nhwc_and_nchw_give_the_same_logits():
+    images = np.random.RandomState(7).randn(2, 28, 28, 1).astype(np.float32)
+    for name in MODEL_NAMES:
+        shape, overrides = SMALL[name]
+        x = np.resize(images, (2,) + shape)
+        with tf.Graph().as_default():
+            model = get_model(name)
+            nhwc = model(tf.constant(x), False, 10, make_config("NHWC", **overrides))
+            names = [v.name for v in tf.global_variables()]
+            nchw = model(tf.constant(x), False, 10, make_config("NCHW", **overrides))
+            assert [v.name for v in tf.global_variables()] == names  # one set of weights for both
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                expected = sess.run(nhwc)
+                try:
+                    got = sess.run(nchw)
+                except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError) as err:
+                    reason = next((line for line in str(err).splitlines() if "NHWC" in line), "")
+                    pytest.skip("NCHW cannot run on this device (%s); the NCHW graph builds and shares "
+                                "the NHWC weights; run on a GPU to compare the logits" % reason.strip())
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- every model learns
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_sgd_drives_the_loss_down_on_a_fixed_batch(name):
+    shape, overrides = SMALL[name]
+    if name != "lenet":  # LeNet needs 28x28; the others accept smaller images, which run faster
+        shape = {"wrn": (16, 16, 3), "allcnn": (8, 8, 3)}[name]
+    rng = np.random.RandomState(8)
+    images = rng.randn(16, *shape).astype(np.float32)
+    labels = rng.randint(0, 10, size=16).astype(np.int32)
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        logits = get_model(name)(tf.constant(images), True, 10, make_config(**overrides))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+            train = tf.train.MomentumOptimizer(0.02, 0.9).minimize(loss)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            losses = [sess.run([loss, train])[0] for _ in range(40)]
+    # Averages, because LeNet's and All-CNN's dropout make single training losses noisy.
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), losses

@@ -1,0 +1,40 @@
+"""``python3 -m data --dataset NAME --data-dir DIR [--url URL] [--archive PATH] [--md5 HEX]``.
+
+Prints the record folder on success; on failure prints the one-paragraph reason and exits 1.
+"""
+import argparse
+import sys
+
+from data import DATASETS, DataError, prepare
+
+
+def _parse(argv):
+    """Return the parsed command line."""
+    parser = argparse.ArgumentParser(prog="python3 -m data", description=(
+        "Download (or take from disk), verify and convert a dataset to TFRecords under DATA_DIR/NAME/."))
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    parser.add_argument("--data-dir", required=True, help="folder for archives and records")
+    parser.add_argument("--url", help="mirror to download from (http, https or file URL; for "
+                                      "fashion-mnist the folder URL of the four IDX files)")
+    parser.add_argument("--archive", help="archive already on disk (for fashion-mnist: a folder "
+                                          "holding the four IDX files)")
+    parser.add_argument("--md5", help="MD5 of the archive at --url or --archive (default: the "
+                                      "official one, not checked for a --url mirror)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Run ``prepare`` for the command line; return the process exit status."""
+    args = _parse(argv)
+    try:
+        record_dir = prepare(args.dataset, args.data_dir, url=args.url, archive=args.archive,
+                             md5=args.md5)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(record_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

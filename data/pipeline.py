@@ -1,0 +1,167 @@
+"""The tf.data input pipeline over a record folder written by ``data.prepare``.
+
+Training stream: the training split is decoded once per iterator initialisation into one uint8
+tensor held in memory; every batch is then a gather from it, so augmentation is applied after the
+cache and is drawn afresh for every batch. Both the order and the augmentation are functions of
+(seed, position in the stream) only, through stateless random ops:
+
+- position ``p`` lies in epoch ``e = p // B`` (``B`` = batches per epoch, the remainder dropped),
+  and is batch ``p % B`` of epoch ``e``'s permutation, drawn with the key (seed, -1 - e);
+- its crops, flips and rotations are drawn with the key (seed, p).
+
+So a run started at ``start_batch = k`` yields exactly batches k, k+1, ... of a run started at 0,
+and skipping to ``k`` costs one permutation, not ``k`` decoded or augmented batches.
+"""
+import math
+
+from data.records import read_meta, record_path
+from tfcompat import tf
+
+_PAD = 4                 # WRN recipe: random crops of the image reflection-padded by 4 pixels
+_INT64_MAX = 2 ** 63 - 1
+
+
+def _decoder(height, width, channels):
+    """Return f(serialised Example) -> (image uint8 [H, W, C], label int32)."""
+    features = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
+                "image/class/label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def decode(serialized):
+        parsed = tf.io.parse_single_example(serialized, features)
+        image = tf.io.decode_png(parsed["image/encoded"], channels=channels)
+        image.set_shape([height, width, channels])
+        return image, tf.cast(parsed["image/class/label"], tf.int32)
+
+    return decode
+
+
+def _records(record_dir, split, meta):
+    """Return a dataset of decoded (image uint8, label int32) pairs of ``split``, in file order."""
+    return (tf.data.TFRecordDataset(record_path(record_dir, split), buffer_size=8 << 20)
+            .map(_decoder(*meta["image_shape"]), num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def _normalizer(meta):
+    """Return f(uint8 or float images [..., C]) -> float32 (x - mean) / std with the training stats."""
+    mean = tf.constant(meta["mean"], tf.float32)
+    inv_std = tf.constant([1.0 / max(s, 1e-6) for s in meta["std"]], tf.float32)
+
+    def normalize(images):
+        return (tf.cast(images, tf.float32) - mean) * inv_std
+
+    return normalize
+
+
+def _reflect(index, size):
+    """Map indices in [-size + 1, 2 size - 2] into [0, size) by mirror reflection (no edge repeat),
+    i.e. the indexing of a reflection-padded image."""
+    index = tf.abs(index)
+    return tf.where(index > size - 1, 2 * (size - 1) - index, index)
+
+
+def _crop_flip(images, draws):
+    """Return a random padded crop of each image, mirrored left-right for half of them.
+
+    ``images``: uint8 [N, H, W, C]; ``draws``: float [N, >=3] uniforms in [0, 1). The crop of the
+    reflection-padded image and the flip become index vectors, so the whole batch costs two gathers
+    on uint8 and no padded copy.
+    """
+    height, width = images.shape[1], images.shape[2]
+    offsets = tf.cast(tf.floor(draws[:, :2] * (2 * _PAD + 1)), tf.int32) - _PAD    # [N, 2] in [-4, 4]
+    flip = tf.cast(draws[:, 2:3] < 0.5, tf.int32)                                   # [N, 1]
+    rows = _reflect(offsets[:, :1] + tf.range(height)[tf.newaxis], height)
+    across = tf.range(width)[tf.newaxis]
+    cols_in_crop = across + flip * (width - 1 - 2 * across)      # j, or width - 1 - j when flipped
+    cols = _reflect(offsets[:, 1:2] + cols_in_crop, width)
+    images = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(images, cols, axis=2, batch_dims=1)
+
+
+def _rotate(images, draws, max_degrees):
+    """Return float images [N, H, W, C] each rotated about its centre by a uniform angle in
+    [-max_degrees, max_degrees] (``draws`` [N] in [0, 1)), bilinear, borders filled by reflection."""
+    height, width = float(images.shape[1]), float(images.shape[2])
+    angles = (2.0 * draws - 1.0) * (max_degrees * math.pi / 180.0)
+    cos, sin = tf.cos(angles), tf.sin(angles)
+    # Output pixel (x, y) samples input (cos x - sin y + dx, sin x + cos y + dy): a rotation about the centre.
+    dx = ((width - 1) - (cos * (width - 1) - sin * (height - 1))) / 2.0
+    dy = ((height - 1) - (sin * (width - 1) + cos * (height - 1))) / 2.0
+    zeros = tf.zeros_like(angles)
+    transforms = tf.stack([cos, -sin, dx, sin, cos, dy, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def _batch_maker(images, labels, seed, augment, rotate, normalize):
+    """Return f(position, indices [batch]) -> (images float32 [batch, H, W, C], labels int32 [batch])."""
+    def make(position, indices):
+        batch = tf.gather(images, indices)
+        draws = tf.random.stateless_uniform([tf.size(indices), 4], seed=tf.stack([seed, position]))
+        if augment:
+            batch = _crop_flip(batch, draws)
+        batch = tf.cast(batch, tf.float32)
+        if rotate:
+            batch = _rotate(batch, draws[:, 3], rotate)
+        return normalize(batch), tf.gather(labels, indices)
+
+    return make
+
+
+def _positions(num_examples, batch_size, seed, start_batch):
+    """Return an infinite dataset of (position int64, indices int32 [batch_size]) from ``start_batch``.
+
+    Each epoch is one stateless permutation (key (seed, -1 - epoch)) cut into whole batches; the
+    epoch holding ``start_batch`` skips its first positions as index vectors, before any image work.
+    """
+    per_epoch = num_examples // batch_size
+    first_epoch = start_batch // per_epoch
+
+    def epoch_positions(epoch):
+        key = tf.stack([seed, -1 - epoch])
+        order = tf.argsort(tf.random.stateless_uniform([num_examples], seed=key))   # int32
+        batches = tf.reshape(order[:per_epoch * batch_size], [per_epoch, batch_size])
+        positions = epoch * per_epoch + tf.range(per_epoch, dtype=tf.int64)
+        skip = tf.where(tf.equal(epoch, first_epoch), start_batch - first_epoch * per_epoch, 0)
+        return tf.data.Dataset.from_tensor_slices((positions, batches)).skip(skip)
+
+    return tf.data.Dataset.range(first_epoch, _INT64_MAX).flat_map(epoch_positions)
+
+
+def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_batch=0):
+    """Return the infinite training dataset of (images float32 [batch, H, W, C], labels int32 [batch]).
+
+    Images are normalised per channel with the training mean/std; with ``augment``, randomly cropped
+    from the 4-pixel reflection-padded image and flipped left-right; with ``rotate`` > 0, rotated by up
+    to that many degrees. Batches are whole (the remainder of each epoch is dropped) and each epoch
+    has its own order. The stream is a function of ``seed`` and the position only, so
+    ``start_batch`` (an int, or an int64 scalar tensor fed when the iterator is initialised) resumes
+    an interrupted run exactly.
+    """
+    meta = read_meta(record_dir)
+    num_examples = meta["train_size"]
+    if num_examples < batch_size:
+        raise ValueError(f"batch_size {batch_size} exceeds the {num_examples} training examples "
+                         f"in {record_dir}")
+    seed = tf.constant(seed, tf.int64)
+    start_batch = tf.cast(start_batch, tf.int64)
+    # One element: the whole decoded split, so decoding happens once per iterator initialisation.
+    decoded = _records(record_dir, "train", meta).batch(num_examples)
+
+    def stream(images, labels):
+        return (_positions(num_examples, batch_size, seed, start_batch)
+                .map(_batch_maker(images, labels, seed, augment, rotate, _normalizer(meta)),
+                     num_parallel_calls=tf.data.AUTOTUNE))
+
+    return decoded.flat_map(stream).prefetch(tf.data.AUTOTUNE)
+
+
+def test_dataset(record_dir, batch_size):
+    """Return the finite test dataset: every test image exactly once, in file order, normalised like
+    the training images and never augmented, in batches of ``batch_size`` (the last one partial)."""
+    meta = read_meta(record_dir)
+    normalize = _normalizer(meta)
+    return (_records(record_dir, "test", meta).batch(batch_size)
+            .map(lambda images, labels: (normalize(images), labels),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

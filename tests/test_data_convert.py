@@ -1,0 +1,261 @@
+"""Fetching, verifying and converting datasets into TFRecords (data.prepare and python -m data)."""
+import errno
+import glob
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import data
+from data import DATASETS, DataError, fashion_mnist, prepare, records
+from data.__main__ import main as cli_main
+from data_fixtures import dead_url, http_server, make_cifar_archive, read_records, write_idx
+
+N_TRAIN, N_TEST = 250, 50
+
+
+@pytest.fixture(scope="module")
+def cifar10_archive(tmp_path_factory):
+    """(archive bytes, source splits, class names) of a synthetic CIFAR-10 archive."""
+    path = tmp_path_factory.mktemp("src") / "cifar-10-python.tar.gz"
+    splits, classes = make_cifar_archive(str(path), "cifar10", N_TRAIN, N_TEST)
+    return path.read_bytes(), splits, classes
+
+
+def _assert_records_equal_source(record_dir, splits, classes):
+    for split in ("train", "test"):
+        images, labels, formats, heights, widths = read_records(os.path.join(record_dir, f"{split}.tfrecord"))
+        np.testing.assert_array_equal(images, splits[split][0])
+        np.testing.assert_array_equal(labels, splits[split][1])
+        assert formats == {b"png"}
+        assert heights == {splits[split][0].shape[1]} and widths == {splits[split][0].shape[2]}
+    with open(os.path.join(record_dir, "labels.txt")) as f:
+        assert f.read().splitlines() == [f"{i}:{c}" for i, c in enumerate(classes)]
+
+
+def _no_records(directory):
+    """Return whether no record file (final or temporary) and no meta.json is under ``directory``."""
+    found = glob.glob(os.path.join(directory, "**", "*tfrecord*"), recursive=True)
+    found += glob.glob(os.path.join(directory, "**", ".*tfrecord*"), recursive=True)
+    return not found and not glob.glob(os.path.join(directory, "**", records.META), recursive=True)
+
+
+def _no_partial_downloads(directory):
+    return not glob.glob(os.path.join(directory, "**", "*.part"), recursive=True) and \
+        not glob.glob(os.path.join(directory, "**", ".*.part"), recursive=True)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_conversion_through_url_equals_source(tmp_path, name):
+    archive = tmp_path / "src.tar.gz"
+    splits, classes = make_cifar_archive(str(archive), name, 200, 40, seed=1)
+    file_name = DATASETS[name].archive
+    with http_server({f"/{file_name}": [archive.read_bytes()]}) as (base, requests):
+        record_dir = prepare(name, str(tmp_path / "d"), url=f"{base}/{file_name}", progress=False)
+    assert record_dir == str(tmp_path / "d" / name)
+    assert requests == [f"/{file_name}"]
+    _assert_records_equal_source(record_dir, splits, classes)
+    meta = data.read_meta(record_dir)
+    assert (meta["train_size"], meta["test_size"], meta["num_classes"]) == (200, 40, len(classes))
+    pixels = splits["train"][0].reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(meta["mean"], pixels.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(meta["std"], pixels.std(axis=0), rtol=1e-9)
+
+
+def test_cli_url_with_md5_then_rerun_does_nothing(tmp_path, cifar10_archive, capsys):
+    payload, splits, classes = cifar10_archive
+    md5 = hashlib.md5(payload).hexdigest()
+    with http_server({"/c.tar.gz": [payload]}) as (base, _):
+        assert cli_main(["--dataset", "cifar10", "--data-dir", str(tmp_path),
+                         "--url", f"{base}/c.tar.gz", "--md5", md5]) == 0
+    record_dir = str(tmp_path / "cifar10")
+    assert capsys.readouterr().out.strip() == record_dir
+    _assert_records_equal_source(record_dir, splits, classes)
+    stamps = {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(record_dir, "*"))}
+    # Complete records: nothing is fetched (the host is dead) and nothing is rewritten.
+    assert prepare("cifar10", str(tmp_path), url=dead_url(), progress=False) == record_dir
+    assert stamps == {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(record_dir, "*"))}
+
+
+def test_archive_on_disk_checked_against_given_md5(tmp_path, cifar10_archive):
+    payload, splits, classes = cifar10_archive
+    archive = tmp_path / "mine.tar.gz"
+    archive.write_bytes(payload)
+    # Without --md5 an archive on disk must be the official one.
+    with pytest.raises(DataError, match="MD5 .* expected c58f30108f718f92721af3b95e74349a"):
+        prepare("cifar10", str(tmp_path / "a"), archive=str(archive), progress=False)
+    assert _no_records(str(tmp_path / "a"))
+    record_dir = prepare("cifar10", str(tmp_path / "b"), archive=str(archive),
+                         md5=hashlib.md5(payload).hexdigest(), progress=False)
+    _assert_records_equal_source(record_dir, splits, classes)
+    assert archive.read_bytes() == payload      # the user's file is left alone
+
+
+def _failing_source(case, payload, tmp_path):
+    """Return (body the server sends, md5 to ask for, regex the error must match) for one failure."""
+    if case == "wrong md5":
+        return payload, "0" * 32, "MD5 is [0-9a-f]{32}, expected 0{32}"
+    if case == "truncated":
+        return payload[: len(payload) // 2], None, "not a complete gzip file"
+    if case == "not gzip":
+        return b"<html>Moved</html>", None, "not a complete gzip file"
+    if case == "missing member":
+        broken = tmp_path / "broken.tar.gz"
+        make_cifar_archive(str(broken), "cifar10", 50, 10, leave_out=("test_batch",))
+        return broken.read_bytes(), None, "lacks cifar-10-batches-py/test_batch"
+    return b"", None, "Could not get cifar-10-python.tar.gz from .*refused"     # dead url
+
+
+@pytest.mark.parametrize("case", ["wrong md5", "truncated", "not gzip", "dead url", "missing member"])
+def test_failures_give_clear_error_and_leave_no_records(tmp_path, cifar10_archive, case):
+    body, md5, expected = _failing_source(case, cifar10_archive[0], tmp_path)
+    data_dir = str(tmp_path / "d")
+    with http_server({"/c.tar.gz": [body]}) as (base, requests):
+        url = dead_url() if case == "dead url" else f"{base}/c.tar.gz"
+        with pytest.raises(DataError) as caught:
+            prepare("cifar10", data_dir, url=url, md5=md5, progress=False)
+    message = str(caught.value)
+    assert re.search(expected, message), message
+    if case != "missing member":     # a failed transfer names the ways out: a mirror, a file on disk
+        assert "--archive" in message and "--url" in message
+        assert not os.path.exists(os.path.join(data_dir, "cifar10", "cifar-10-python.tar.gz"))
+    if case in ("wrong md5", "truncated", "not gzip"):
+        assert len(requests) == 2    # the bad download was thrown away and tried once more
+    assert _no_records(data_dir) and _no_partial_downloads(data_dir)
+
+
+def test_broken_transfer_is_removed_and_retried(tmp_path, cifar10_archive):
+    payload, splits, classes = cifar10_archive
+    routes = {"/c.tar.gz": [("cut", payload, len(payload) // 3), payload]}
+    with http_server(routes) as (base, requests):
+        record_dir = prepare("cifar10", str(tmp_path), url=f"{base}/c.tar.gz", progress=False)
+    assert len(requests) == 2
+    _assert_records_equal_source(record_dir, splits, classes)
+    assert _no_partial_downloads(str(tmp_path))
+
+
+def test_interrupted_conversion_is_not_trusted(tmp_path, cifar10_archive, monkeypatch):
+    payload, splits, classes = cifar10_archive
+    archive = tmp_path / "c.tar.gz"
+    archive.write_bytes(payload)
+    md5 = hashlib.md5(payload).hexdigest()
+    real_write = records._write_split
+
+    def write_then_die(path, images, labels, progress, desc):
+        if desc.endswith("test"):
+            with open(path, "wb") as f:
+                f.write(b"half a file")
+            raise KeyboardInterrupt
+        real_write(path, images, labels, progress, desc)
+
+    monkeypatch.setattr(records, "_write_split", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        prepare("cifar10", str(tmp_path / "d"), archive=str(archive), md5=md5, progress=False)
+    record_dir = str(tmp_path / "d" / "cifar10")
+    assert _no_records(record_dir) and not records.is_complete(record_dir, "cifar10")
+    monkeypatch.setattr(records, "_write_split", real_write)
+    assert prepare("cifar10", str(tmp_path / "d"), archive=str(archive), md5=md5, progress=False) == record_dir
+    _assert_records_equal_source(record_dir, splits, classes)
+
+
+@pytest.mark.parametrize("damage", ["no meta", "short record", "other dataset"])
+def test_damaged_record_folder_is_converted_again(tmp_path, cifar10_archive, damage):
+    payload, splits, classes = cifar10_archive
+    archive = tmp_path / "c.tar.gz"
+    archive.write_bytes(payload)
+    md5 = hashlib.md5(payload).hexdigest()
+    record_dir = prepare("cifar10", str(tmp_path), archive=str(archive), md5=md5, progress=False)
+    meta_path = os.path.join(record_dir, records.META)
+    train = os.path.join(record_dir, "train.tfrecord")
+    if damage == "no meta":          # killed between renaming the records and writing meta.json
+        os.remove(meta_path)
+    elif damage == "short record":
+        with open(train, "r+b") as f:
+            f.truncate(os.path.getsize(train) - 10)
+    else:
+        meta = json.load(open(meta_path))
+        meta["dataset"] = "cifar100"
+        json.dump(meta, open(meta_path, "w"))
+    assert not records.is_complete(record_dir, "cifar10")
+    prepare("cifar10", str(tmp_path), archive=str(archive), md5=md5, progress=False)
+    assert records.is_complete(record_dir, "cifar10")
+    _assert_records_equal_source(record_dir, splits, classes)
+
+
+def test_fashion_mnist_from_idx_files(tmp_path):
+    rng = np.random.default_rng(3)
+    source = {}
+    for split, n, names in (("train", 120, ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")),
+                            ("test", 30, ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))):
+        source[split] = (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n))
+        write_idx(str(tmp_path), *names, *source[split])
+    record_dir = prepare("fashion-mnist", str(tmp_path), progress=False)
+    for split in ("train", "test"):
+        images, labels, formats, heights, widths = read_records(os.path.join(record_dir, f"{split}.tfrecord"))
+        assert images.shape[1:] == (28, 28, 1) and formats == {b"png"} and heights == widths == {28}
+        np.testing.assert_array_equal(images[..., 0], source[split][0])
+        np.testing.assert_array_equal(labels, source[split][1])
+    meta = data.read_meta(record_dir)
+    np.testing.assert_allclose(meta["mean"], [source["train"][0].mean()], rtol=1e-9)
+    np.testing.assert_allclose(meta["std"], [source["train"][0].std()], rtol=1e-9)
+    assert open(os.path.join(record_dir, "labels.txt")).read().splitlines()[0] == "0:T-shirt/top"
+
+
+def test_fashion_mnist_damaged_idx_file_is_a_clear_error(tmp_path):
+    images = np.zeros((10, 28, 28), np.uint8)
+    write_idx(str(tmp_path), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", images, np.zeros(10))
+    write_idx(str(tmp_path), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", images, np.zeros(9))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz holds 9 bytes of data where its header promises 10"):
+        prepare("fashion-mnist", str(tmp_path), progress=False)
+    assert _no_records(str(tmp_path))
+
+
+def test_cli_failure_is_one_line_and_nonzero(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "data", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--url", dead_url()],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        timeout=120)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: Could not get cifar-10-python.tar.gz"), result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert _no_records(str(tmp_path))
+
+
+def test_fashion_mnist_download_checks_published_md5(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "no-such-package"))
+    files = tmp_path / "mirror"
+    files.mkdir()
+    images = np.zeros((10, 28, 28), np.uint8)
+    write_idx(str(files), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", images, np.zeros(10))
+    write_idx(str(files), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", images, np.zeros(10))
+    routes = {f"/fm/{p.name}": [p.read_bytes()] for p in files.iterdir()}
+    data_dir = str(tmp_path / "d")
+    with http_server(routes) as (base, requests):
+        with pytest.raises(DataError, match="MD5 is [0-9a-f]{32}, expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"):
+            prepare("fashion-mnist", data_dir, url=f"{base}/fm", progress=False)
+    assert requests == ["/fm/train-images-idx3-ubyte.gz"] * 2
+    assert _no_records(data_dir) and _no_partial_downloads(data_dir)
+    assert not glob.glob(os.path.join(data_dir, "**", "*.gz"), recursive=True)
+
+
+def test_full_disk_while_writing_records_is_a_clear_error(tmp_path, cifar10_archive, monkeypatch):
+    payload = cifar10_archive[0]
+    archive = tmp_path / "c.tar.gz"
+    archive.write_bytes(payload)
+
+    def no_space(path, *args):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records, "_write_split", no_space)
+    with pytest.raises(DataError, match="^The disk is full: .*Free some space or choose another --data-dir"):
+        prepare("cifar10", str(tmp_path / "d"), archive=str(archive), md5=hashlib.md5(payload).hexdigest(),
+                progress=False)
+    assert _no_records(str(tmp_path / "d"))

@@ -1,0 +1,199 @@
+"""train.py end to end on a tiny record folder the test writes: every optimizer, events, checkpoints,
+resume (in-process and after SIGTERM) equal to an uninterrupted run, the NaN stop, flag errors,
+evaluate.py, and a real TensorBoard server reading the logs."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import evaluate
+import train_fixtures as fx
+
+TRAIN_TAGS = {"loss", "accuracy", "learning_rate", "images_per_sec", "effective_epoch"}
+ESGD_TAGS = {"gamma", "inner_loss", "x_mu_norm", "x_xprime_norm"}
+TEST_TAGS = {"loss", "accuracy", "error"}
+# No dropout (WRN with dropout 0) and no Langevin noise: a resumed run must match bit for bit.
+EXACT = ["-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1", "--set", "epsilon=0"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    fx.write_tiny_records(folder)
+    return folder
+
+
+def train_args(tmp_path, data_dir, *extra):
+    return fx.TINY + fx.common_args(tmp_path, data_dir) + list(extra)
+
+
+@pytest.mark.parametrize("opt", ["entropy-sgd", "sgd", "momentum", "adam"])
+def test_each_optimizer_trains_and_writes_checkpoints_and_events(tmp_path, data_dir, capsys, opt):
+    extra = ["-L", "2", "--set", "g0=0.05", "--set", "g1=0.5", "--set", "esgd_learning_rate=0.25"] \
+        if opt == "entropy-sgd" else []
+    assert fx.run_main(train_args(tmp_path, data_dir, "-opt", opt, "--max-steps", "3", "-n", "r", *extra)) == 0
+    err = capsys.readouterr().err
+    assert "final test accuracy" in err and "eval step 3" in err
+    run = tmp_path / "ckpt" / "r"
+    assert (run / "model-3.index").exists() and (run / "checkpoint").exists()
+    assert list((run / "best").glob("model-*.index"))
+    assert json.loads((run / "settings.json").read_text())["optimizer"] == opt
+    train_events = fx.scalar_events(str(tmp_path / "tb" / "r" / "train"))
+    test_events = fx.scalar_events(str(tmp_path / "tb" / "r" / "test"))
+    expected = TRAIN_TAGS | (ESGD_TAGS if opt == "entropy-sgd" else set())
+    assert expected <= set(train_events)
+    assert TEST_TAGS <= set(test_events)
+    for events in (train_events, test_events):
+        for tag, points in events.items():
+            assert all(np.isfinite(v) for _, v in points), tag
+    assert [s for s, _ in train_events["loss"]] == [1, 2, 3]
+    assert fx.image_tags(str(tmp_path / "tb" / "r" / "train"))
+    per_step = 2 if opt == "entropy-sgd" else 1
+    np.testing.assert_allclose([v for _, v in train_events["effective_epoch"]],
+                               [k * per_step * 8 / fx.TRAIN_SIZE for k in (1, 2, 3)], rtol=1e-6)
+    accuracy = dict(test_events["accuracy"])
+    np.testing.assert_allclose([v for _, v in test_events["error"]], [1 - v for v in accuracy.values()], atol=1e-6)
+    if opt == "entropy-sgd":
+        # --set reaches the graph: gamma_k = g0 (1 + g1)^k at outer step k (0-based), lr as set.
+        np.testing.assert_allclose([v for _, v in train_events["gamma"]], [0.05, 0.075, 0.1125], rtol=1e-6)
+        np.testing.assert_allclose([v for _, v in train_events["learning_rate"]], [0.25] * 3)
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, data_dir, capsys):
+    args = train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", *EXACT)
+    assert fx.run_main(args + ["-n", "whole", "--max-steps", "5"]) == 0
+    assert fx.run_main(args + ["-n", "split", "--max-steps", "2"]) == 0
+    capsys.readouterr()
+    assert fx.run_main(args + ["-n", "split", "--max-steps", "5", "-rl"]) == 0
+    assert "resuming split: step 2 of 5, effective epoch 0.67" in capsys.readouterr().err
+    whole = fx.checkpoint_values(str(tmp_path / "ckpt" / "whole" / "model-5"))
+    split = fx.checkpoint_values(str(tmp_path / "ckpt" / "split" / "model-5"))
+    assert set(whole) == set(split)
+    assert int(split["global_step"]) == 5
+    assert any("outer_step" in k for k in split)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], split[name], err_msg=name)
+    train_events = fx.scalar_events(str(tmp_path / "tb" / "split" / "train"))
+    assert [s for s, _ in train_events["loss"]] == [1, 2, 3, 4, 5]      # no gap, no duplicate
+    whole_events = fx.scalar_events(str(tmp_path / "tb" / "whole" / "train"))
+    for tag in ("loss", "effective_epoch", "gamma", "x_mu_norm"):
+        np.testing.assert_allclose([v for _, v in train_events[tag]], [v for _, v in whole_events[tag]],
+                                   rtol=1e-6, err_msg=tag)
+
+
+def test_sigterm_saves_a_final_checkpoint_and_resume_matches(tmp_path, data_dir):
+    args = train_args(tmp_path, data_dir, "-opt", "momentum", *EXACT, "--set", "checkpoint_every=100")
+    child = fx.subprocess_train(args + ["-n", "term", "--max-steps", "100000"])
+    try:
+        deadline = time.time() + 120
+        for line in child.stderr:
+            if line.startswith("step 2/") or time.time() > deadline:
+                break
+        child.send_signal(signal.SIGTERM)
+        _, rest = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 143, rest
+    assert "stopped by signal %d at step" % signal.SIGTERM in rest
+    stopped = int(rest.split("at step ")[1].split()[0])
+    assert stopped >= 2
+    run = tmp_path / "ckpt" / "term"
+    assert (run / ("model-%d.index" % stopped)).exists()
+    target = stopped + 2
+    assert fx.run_main(args + ["-n", "term", "-rl", "--max-steps", str(target)]) == 0
+    assert fx.run_main(args + ["-n", "ref", "--max-steps", str(target)]) == 0
+    resumed = fx.checkpoint_values(str(run / ("model-%d" % target)))
+    reference = fx.checkpoint_values(str(tmp_path / "ckpt" / "ref" / ("model-%d" % target)))
+    for name in reference:
+        np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
+    steps = [s for s, _ in fx.scalar_events(str(tmp_path / "tb" / "term" / "train"))["loss"]]
+    assert steps == list(range(1, target + 1))
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, capsys):
+    args = train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "1", "-n", "nan", "--max-steps", "10",
+                      "--set", "checkpoint_every=0.1", "--debug-nan-at-step", "3")
+    assert fx.run_main(args) == 1
+    err = capsys.readouterr().err
+    assert "NaN or infinite at step 4" in err and "model-3" in err
+    run = tmp_path / "ckpt" / "nan"
+    assert sorted(p.name for p in run.glob("*.index")) == ["model-2.index", "model-3.index"]
+    values = fx.checkpoint_values(str(run / "model-3"))
+    assert all(np.all(np.isfinite(v)) for v in values.values())
+    assert int(values["global_step"]) == 3
+
+
+def test_flag_errors_are_one_line_from_the_command_line(tmp_path):
+    out = subprocess.run([sys.executable, os.path.join(fx.REPO, "train.py"), "-L", "-1"],
+                         capture_output=True, text=True, cwd=fx.REPO)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "L must be >= 0" in out.stderr
+
+
+def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
+    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "x", "--max-steps", "1")
+    assert fx.run_main(args + ["-rl"]) == 1
+    assert "nothing to resume" in capsys.readouterr().err
+    assert fx.run_main(args) == 0
+    capsys.readouterr()
+    assert fx.run_main(args) == 1
+    assert "continue it with -rl" in capsys.readouterr().err
+    assert fx.run_main(args + ["-rl", "--seed", "7"]) == 1
+    assert "seed 42 -> 7" in capsys.readouterr().err
+    assert fx.run_main(train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "none"))) == 1
+    assert "no checkpoint there" in capsys.readouterr().err
+
+
+def test_restore_starts_from_weights_and_evaluate_reports_the_same_numbers(tmp_path, data_dir, capsys):
+    args = train_args(tmp_path, data_dir, "-opt", "adam", "--max-steps", "3")
+    assert fx.run_main(args + ["-n", "a"]) == 0
+    final = [l for l in capsys.readouterr().err.splitlines() if l.startswith("eval step 3")][0]
+    assert evaluate.main([str(tmp_path / "ckpt" / "a"), "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    # "eval step 3  epoch ...  test loss L  acc A ..." vs "test loss L  accuracy A  error E ..."
+    assert final.split("test loss ")[1].split()[0] == out.split("test loss ")[1].split()[0]
+    assert final.split("acc ")[1].split()[0] == out.split("accuracy ")[1].split()[0]
+    assert fx.run_main(args + ["-n", "b", "-r", str(tmp_path / "ckpt" / "a" / "model-3"), "--max-steps", "1"]) == 0
+    b = fx.checkpoint_values(str(tmp_path / "ckpt" / "b" / "model-1"))
+    assert int(b["global_step"]) == 1
+    assert evaluate.main([str(tmp_path / "ckpt" / "nowhere")]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_tensorboard_server_serves_the_scalar_tags(tmp_path, data_dir):
+    assert fx.run_main(train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "-n", "tbrun",
+                                  "--max-steps", "2")) == 0
+    port = _free_port()
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    server = subprocess.Popen([tensorboard, "--logdir", str(tmp_path / "tb"), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, tags = time.time() + 90, {}
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/data/plugin/scalars/tags" % port, timeout=5) as r:
+                    tags = json.loads(r.read())
+                if "tbrun/train" in tags and "tbrun/test" in tags:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert TRAIN_TAGS | ESGD_TAGS <= set(tags["tbrun/train"])
+    assert TEST_TAGS <= set(tags["tbrun/test"])

@@ -1,0 +1,171 @@
+"""Pieces of the trainer on their own: BN re-estimation, checkpoints, evaluation, progress, stop signals."""
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from tfcompat import tf
+from training import checkpoints, evaluation, progress, stop
+from training.bn import BatchNormReestimator
+
+
+def _toy_bn(images, decay, moving_mean, moving_sq):
+    """A batch-norm-like layer: moving-average updates of the batch mean and mean square."""
+    batch_mean = tf.reduce_mean(images, axis=[0, 1, 2])
+    batch_sq = tf.reduce_mean(tf.square(images), axis=[0, 1, 2])
+    for moving, batch in ((moving_mean, batch_mean), (moving_sq, batch_sq)):
+        tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, tf.assign_sub(moving, (1.0 - decay) * (moving - batch)))
+    return batch_mean
+
+
+@pytest.mark.parametrize("decay", [0.9, 0.7])
+def test_bn_reestimation_sets_the_mean_of_the_batch_statistics(decay):
+    rng = np.random.RandomState(0)
+    batches = rng.uniform(-1, 3, size=(7, 4, 3, 3, 2)).astype(np.float32)
+    n = 5
+    with tf.Graph().as_default():
+        images = tf.data.make_one_shot_iterator(tf.data.Dataset.from_tensor_slices(batches)).get_next()
+        with tf.variable_scope("model"):
+            mean = tf.get_variable("moving_mean", [2], initializer=tf.constant_initializer(9.0), trainable=False)
+            sq = tf.get_variable("moving_sq", [2], initializer=tf.constant_initializer(-4.0), trainable=False)
+        bn = BatchNormReestimator(images, lambda x: _toy_bn(x, decay, mean, sq), [mean, sq], decay)
+        assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)  # its updates are its own
+        with tf.Session() as sess:
+            sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+            bn.run(sess, n)
+            got_mean, got_sq = sess.run([mean, sq])
+    np.testing.assert_allclose(got_mean, batches[:n].mean(axis=(1, 2, 3)).mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_sq, np.square(batches[:n]).mean(axis=(1, 2, 3)).mean(axis=0), rtol=1e-4)
+
+
+def _weights():
+    return tf.get_variable("w", [3], initializer=tf.zeros_initializer())
+
+
+def test_checkpoints_keep_the_last_few_best_apart_and_survive_restarts(tmp_path):
+    run_dir = str(tmp_path / "run")
+    with tf.Graph().as_default():
+        w = _weights()
+        ckpt = checkpoints.Checkpoints(run_dir, [w], keep=2)
+        with tf.Session() as sess:
+            for step in (1, 2, 3):
+                sess.run(w.assign([float(step)] * 3))
+                ckpt.save(sess, step)
+            assert ckpt.save(sess, 3) is None           # once per step
+            ckpt.save_best(sess, 2)
+    names = sorted(os.listdir(run_dir))
+    assert "model-1.index" not in names and "model-2.index" in names and "model-3.index" in names
+    assert checkpoints.resolve(run_dir).endswith("model-3")
+    assert checkpoints.resolve(os.path.join(run_dir, "best")).endswith("best/model-2")
+    assert checkpoints.resolve(os.path.join(run_dir, "model-2")).endswith("model-2")
+    assert checkpoints.resolve(os.path.join(run_dir, "model-1")) is None
+    assert checkpoints.resolve(str(tmp_path / "nothing")) is None
+    # A new process adopting the saved list keeps deleting the oldest.
+    with tf.Graph().as_default():
+        w = _weights()
+        ckpt = checkpoints.Checkpoints(run_dir, [w], keep=2)
+        with tf.Session() as sess:
+            ckpt.restore(sess, ckpt.latest())
+            np.testing.assert_array_equal(sess.run(w), [3.0] * 3)
+            ckpt.adopt_existing()
+            ckpt.save(sess, 4)
+    names = os.listdir(run_dir)
+    assert "model-2.index" not in names and {"model-3.index", "model-4.index"} <= set(names)
+
+
+def test_restore_subset_checks_names_and_shapes(tmp_path):
+    prefix = str(tmp_path / "model-1")
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", [3], initializer=tf.constant_initializer(2.0))
+        with tf.Session() as sess:
+            sess.run(w.initializer)
+            tf.train.Saver([w]).save(sess, prefix)
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", [3], initializer=tf.zeros_initializer())
+        other = tf.get_variable("other", [1])
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            assert checkpoints.restore_subset(sess, prefix, [w]) == 1
+            np.testing.assert_array_equal(sess.run(w), [2.0] * 3)
+            with pytest.raises(ValueError, match="lacks"):
+                checkpoints.restore_subset(sess, prefix, [w, other])
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", [4])
+        with tf.Session() as sess:
+            with pytest.raises(ValueError, match="shape"):
+                checkpoints.restore_subset(sess, prefix, [w])
+
+
+def test_write_json_replaces_atomically_and_reads_from_best(tmp_path):
+    run_dir = tmp_path / "run"
+    checkpoints.write_json(str(run_dir / checkpoints.SETTINGS), {"L": 5})
+    checkpoints.write_json(str(run_dir / checkpoints.SETTINGS), {"L": 6})
+    assert os.listdir(run_dir) == [checkpoints.SETTINGS]   # no temporary left behind
+    assert checkpoints.read_settings(str(run_dir)) == {"L": 6}
+    assert checkpoints.read_settings(str(run_dir / "best")) == {"L": 6}
+    assert checkpoints.read_settings(str(tmp_path)) is None
+
+
+def test_evaluate_covers_every_example_once():
+    rng = np.random.RandomState(1)
+    logits_np = rng.randn(23, 4).astype(np.float32)
+    labels_np = rng.randint(0, 4, 23).astype(np.int32)
+    with tf.Graph().as_default():
+        it = tf.data.make_initializable_iterator(
+            tf.data.Dataset.from_tensor_slices((logits_np, labels_np)).batch(5))   # last batch: 3
+        logits, labels = it.get_next()
+        xent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        correct = tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels), tf.float32)
+        test = type("T", (), dict(init=it.initializer, loss_sum=tf.reduce_sum(xent),
+                                  correct=tf.reduce_sum(correct), count=tf.size(labels)))
+        with tf.Session() as sess:
+            first = evaluation.evaluate(sess, test)
+            second = evaluation.evaluate(sess, test)
+    shifted = logits_np - logits_np.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected_loss = -log_probs[np.arange(23), labels_np].mean()
+    expected_acc = (logits_np.argmax(axis=1) == labels_np).mean()
+    assert first == pytest.approx((expected_loss, expected_acc), rel=1e-5)
+    assert second == first
+    assert evaluation.is_finite(1.0, 2) and not evaluation.is_finite(1.0, float("nan"))
+    assert not evaluation.is_finite(float("inf"))
+
+
+def test_progress_lines_and_time_left():
+    out = io.StringIO()
+    p = progress.Progress(total_steps=10, steps_per_epoch=4.0, images_per_step=100, log_every=5,
+                          bar=False, stream=out)
+    for step in range(1, 11):
+        p.step_done(step, step / 4.0, 0.5, {"loss": 1.25, "accuracy": 0.5})
+    p.evaluation(10, 2.5, 0.75, 0.8125, 0.8125)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "step 5/10  epoch 1.25  loss 1.2500  acc 0.500  200 img/s  left 0:00:03"
+    assert lines[1].startswith("step 10/10") and lines[1].endswith("left 0:00:00")
+    assert lines[2] == "eval step 10  epoch 2.50  test loss 0.7500  acc 0.8125  error 18.75%  (best 0.8125)"
+    assert progress.format_seconds(3725.4) == "1:02:05"
+
+
+def test_progress_bar_mode_draws_a_bar_per_epoch():
+    out = io.StringIO()
+    p = progress.Progress(total_steps=6, steps_per_epoch=3.0, images_per_step=10, log_every=100,
+                          bar=True, stream=out)
+    for step in range(1, 7):
+        p.step_done(step, step / 3.0, 0.1, {"loss": 1.0, "accuracy": 0.5})
+    p.close()
+    text = out.getvalue()
+    assert "epoch 1" in text and "epoch 2" in text and "3/3" in text
+
+
+def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():
+    before = signal.getsignal(signal.SIGTERM)
+    seen = []
+    with stop.StopRequest(seen.append) as request:
+        assert not request.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert request.requested and request.signal == signal.SIGTERM and seen == [signal.SIGTERM]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)    # a second signal aborts
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert stop.EXIT_STATUS[signal.SIGTERM] == 143 and stop.EXIT_STATUS[signal.SIGINT] == 130

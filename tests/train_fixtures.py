@@ -1,0 +1,90 @@
+"""Helpers for the trainer's end-to-end tests: a tiny Fashion-MNIST-shaped record folder, runs of
+train.py (in-process or as a subprocess), and readers of the checkpoints and event files it leaves."""
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from data import records
+from data.datasets import FASHION_MNIST_CLASSES
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_SIZE, TEST_SIZE = 48, 20
+
+# A tiny LeNet run: 8 images a batch; eval/checkpoint every 2 steps at L = 1 (16 / 48 of an epoch).
+TINY = ["-d", "fashion-mnist", "-m", "lenet", "--set", "batch_size=8", "--set", "log_every=1",
+        "--set", "eval_every=0.34", "--set", "checkpoint_every=0.34", "--set", "bn_reestimate_batches=2",
+        "--set", "keep_checkpoints=2"]
+
+
+def write_tiny_records(data_dir, seed=0):
+    """Write TFRecords of a small learnable 10-class 28x28x1 dataset where data.prepare looks for
+    fashion-mnist under ``data_dir``, in the real format (data.records); return the record folder.
+
+    Class k has a bright 6x6 square at a position that depends on k, over uniform noise.
+    """
+    rng = np.random.RandomState(seed)
+
+    def split(n):
+        labels = rng.randint(0, 10, n).astype(np.int64)
+        images = rng.randint(0, 80, size=(n, 28, 28, 1)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            row, col = 2 + 8 * (k // 4), 2 + 6 * (k % 4)
+            images[i, row:row + 6, col:col + 6, 0] = 250
+        return images, labels
+
+    record_dir = os.path.join(str(data_dir), "fashion-mnist")
+    return records.write_records(record_dir, "fashion-mnist", {"train": split(TRAIN_SIZE), "test": split(TEST_SIZE)},
+                                 list(FASHION_MNIST_CLASSES), progress=False)
+
+
+def common_args(tmp_path, data_dir):
+    """Flags that put data, checkpoints and events under the test's own folders."""
+    return ["--data-dir", str(data_dir), "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--logdir", str(tmp_path / "tb")]
+
+
+def run_main(argv):
+    """Run train.main(argv) in this process; return its exit status (SystemExit codes included)."""
+    import train
+    try:
+        return train.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def subprocess_train(argv, **kwargs):
+    """Start train.py as a child process (stdout and stderr piped, text); return the Popen."""
+    return subprocess.Popen([sys.executable, os.path.join(REPO, "train.py")] + argv, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def checkpoint_values(prefix):
+    """Return {variable name: value} of every variable saved in checkpoint ``prefix``."""
+    from tfcompat import tf
+    reader = tf.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix)}
+
+
+def scalar_events(event_dir):
+    """Return {tag: [(step, value), ...]} of the scalars in ``event_dir``, as TensorBoard shows them
+    (its EventAccumulator, which also drops events purged by a restart's SessionLog.START)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(event_dir, size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def image_tags(event_dir):
+    """Return the image summary tags in ``event_dir``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(event_dir, size_guidance={"images": 0})
+    acc.Reload()
+    return acc.Tags()["images"]
+
+
+def event_files(event_dir):
+    """Return the event files in ``event_dir``."""
+    return glob.glob(os.path.join(str(event_dir), "events.out.tfevents.*"))

@@ -1,0 +1,122 @@
+"""Checkpoints of a run: periodic (the last few), ``best/`` by test accuracy, and a settings record.
+
+Layout of ``checkpoints/NAME/``::
+
+    checkpoint, model-STEP.index, model-STEP.data-*    periodic and final saves (tf.train.Saver)
+    best/checkpoint, best/model-STEP.*                 the save with the highest test accuracy so far
+    settings.json                                      the settings of the run (for -rl checks, evaluate.py)
+
+Never corrupting the previous good checkpoint: TF's V2 Saver writes the tensors under a temporary
+prefix and renames them into place when complete, and only then rewrites the ``checkpoint`` state file,
+itself with an atomic write-and-rename; old files are deleted after that. So the state file always
+names complete files, and a run killed in the middle of a save still restores its previous checkpoint.
+The data stream position is not saved: it is a function of the global step (see ``graph``).
+"""
+import json
+import os
+import tempfile
+
+from tfcompat import tf
+
+PREFIX = "model"
+BEST = "best"
+SETTINGS = "settings.json"
+
+
+class Checkpoints(object):
+    """Savers of one run directory: ``save`` (periodic/final, keeps ``keep``) and ``save_best``.
+
+    Create it while building the graph (Savers add ops), after every variable to save exists.
+    """
+
+    def __init__(self, run_dir, var_list, keep):
+        self.run_dir = run_dir
+        self.best_dir = os.path.join(run_dir, BEST)
+        self._periodic = tf.train.Saver(var_list, max_to_keep=keep, save_relative_paths=True)
+        self._best = tf.train.Saver(var_list, max_to_keep=1, save_relative_paths=True)
+        self._restorer = self._periodic
+        self._last_step = None
+
+    def latest(self):
+        """Return the prefix of the run's newest complete checkpoint, or None if there is none."""
+        return tf.train.latest_checkpoint(self.run_dir)
+
+    def adopt_existing(self):
+        """Make the periodic Saver aware of the checkpoints already on disk, so ``keep`` holds across -rl."""
+        state = tf.train.get_checkpoint_state(self.run_dir)
+        if state is not None:
+            self._periodic.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+
+    def save(self, sess, step):
+        """Save all variables as ``model-STEP`` (once per step); return the prefix written or None."""
+        if step == self._last_step:
+            return None
+        os.makedirs(self.run_dir, exist_ok=True)
+        path = self._periodic.save(sess, os.path.join(self.run_dir, PREFIX), global_step=step,
+                                   write_meta_graph=False)
+        self._last_step = step
+        return path
+
+    def save_best(self, sess, step):
+        """Save all variables as ``best/model-STEP``, replacing the previous best; return the prefix."""
+        os.makedirs(self.best_dir, exist_ok=True)
+        return self._best.save(sess, os.path.join(self.best_dir, PREFIX), global_step=step,
+                               write_meta_graph=False)
+
+    def restore(self, sess, path):
+        """Restore every saved variable from checkpoint prefix ``path``."""
+        self._restorer.restore(sess, path)
+        self._last_step = None
+
+
+def resolve(path):
+    """Return the checkpoint prefix that ``path`` names, or None.
+
+    ``path`` may be a prefix (``.../model-100``) or a directory holding a ``checkpoint`` state file
+    (a run directory gives its newest periodic save; ``.../best`` the best one).
+    """
+    if os.path.isdir(path):
+        return tf.train.latest_checkpoint(path)
+    return path if os.path.exists(path + ".index") else None
+
+
+def restore_subset(sess, path, var_list):
+    """Restore the variables of ``var_list`` that checkpoint ``path`` holds; return how many were restored.
+
+    Used by -r (start from another run's weights) and by evaluate.py (a checkpoint holds optimizer slots
+    too, which an evaluation graph lacks). Raises ValueError when a variable is missing or of another shape.
+    """
+    stored = dict(tf.train.list_variables(path))
+    missing = [v.op.name for v in var_list if v.op.name not in stored]
+    if missing:
+        raise ValueError("checkpoint %s lacks %d model variables (e.g. %s): another model or size?"
+                         % (path, len(missing), missing[0]))
+    wrong = [v.op.name for v in var_list if list(stored[v.op.name]) != v.shape.as_list()]
+    if wrong:
+        raise ValueError("checkpoint %s holds %s with another shape: another model or size?" % (path, wrong[0]))
+    tf.train.Saver(var_list).restore(sess, path)
+    return len(var_list)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (never a partial file)."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_settings(run_dir):
+    """Return the settings dict saved in ``run_dir`` (or its parent, for ``best/``), or None."""
+    for folder in (run_dir, os.path.dirname(os.path.normpath(run_dir))):
+        path = os.path.join(folder, SETTINGS)
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    return None

@@ -1,0 +1,139 @@
+"""The session loop: outer steps, logging, evaluation, checkpoints, NaN stop and stop signals.
+
+Exit statuses (``train`` returns them, train.py exits with them): 0 finished; 1 the loss became NaN
+or infinite (nothing saved after the last good checkpoint); 130 Ctrl-C and 143 SIGTERM after the
+final checkpoint is saved (128 + signal, so a job scheduler can tell a pre-empted run from a
+finished one; resume it with -rl).
+"""
+import time
+import types
+
+from training import evaluation, schedule
+from training.stop import EXIT_STATUS
+
+NAN_STATUS = 1
+
+
+def plan(s, train_size, per_step):
+    """Return the step counts of a run: total, eval and checkpoint intervals, steps per effective epoch."""
+    total = schedule.steps_for_epochs(s.epochs, s.batch_size, per_step, train_size)
+    if s.max_steps is not None:
+        total = min(total, s.max_steps)
+    return types.SimpleNamespace(
+        total=total,
+        eval_every=schedule.every_steps(s.eval_every, s.batch_size, per_step, train_size),
+        checkpoint_every=schedule.every_steps(s.checkpoint_every, s.batch_size, per_step, train_size),
+        per_epoch=train_size / float(s.batch_size * per_step))
+
+
+def evaluate_at_x(sess, g, s):
+    """Re-estimate BN statistics at x when the graph has that pass, then evaluate on the whole test split.
+
+    Returns (test loss, test accuracy).
+    """
+    if g.bn is not None:
+        g.bn.run(sess, s.bn_reestimate_batches)
+    return evaluation.evaluate(sess, g.test)
+
+
+class Trainer(object):
+    """Runs the outer steps of one session from its current global step to ``steps.total``.
+
+    ``g``: the graph handles; ``s``: settings; ``events``, ``progress``, ``stop``: the run's TensorBoard
+    writers, progress reporter and stop request.
+    """
+
+    def __init__(self, sess, g, s, train_size, events, progress, stop):
+        self.sess, self.g, self.s = sess, g, s
+        self.events, self.progress, self.stop = events, progress, stop
+        self.train_size = train_size
+        self.steps = plan(s, train_size, g.per_step)
+        self.best = float(sess.run(g.best_accuracy))
+        self.last_eval = None
+
+    def epoch(self, step):
+        """Effective epoch after ``step`` outer steps."""
+        return schedule.effective_epoch(step, self.s.batch_size, self.g.per_step, self.train_size)
+
+    def run(self):
+        """Train until the planned total; returns the exit status (see the module docstring)."""
+        sess, g = self.sess, self.g
+        step = int(sess.run(g.global_step))
+        self._start_streams(step)
+        fetches = dict(g.fetches, _train=g.train_op)
+        if step == 0:
+            fetches["_images"] = g.image_summary  # the first step's inputs, shown once in TensorBoard
+        while step < self.steps.total:
+            start = time.time()
+            out = sess.run(fetches)
+            seconds = time.time() - start
+            step += 1
+            values = {k: v for k, v in out.items() if not k.startswith("_")}
+            if not evaluation.is_finite(*values.values()):
+                return self._diverged(step, values)
+            if "_images" in out:
+                self.events.train_summary(out["_images"], step)
+                del fetches["_images"]
+            self._after_step(step, seconds, values)
+            if self.stop.requested:
+                return self._stopped(step)
+        self.progress.close()
+        if self.last_eval is None or self.last_eval[0] != step:
+            self._evaluate(step)
+        self.progress.line("final test accuracy %.4f (error %.2f%%) at step %d, effective epoch %.2f"
+                           % (self.last_eval[2], 100.0 * (1.0 - self.last_eval[2]), step, self.epoch(step)))
+        return 0
+
+    def _start_streams(self, step):
+        """Initialise the training streams at the positions an uninterrupted run has reached at ``step``.
+
+        The main stream has consumed ``per_step`` batches per outer step. The BN re-estimation stream
+        is read once per periodic evaluation, so it is initialised once (one decode of the training
+        split) at the evaluations done so far.
+        """
+        self.sess.run(self.g.train_init, {self.g.start_batch: step * self.g.per_step})
+        if self.g.bn is not None:
+            evals = step // self.steps.eval_every
+            self.sess.run(self.g.bn.init, {self.g.bn.start_batch: evals * self.s.bn_reestimate_batches})
+
+    def _after_step(self, step, seconds, values):
+        """Progress, train summaries, and the evaluations and checkpoints due at ``step``."""
+        epoch = self.epoch(step)
+        rate = self.progress.step_done(step, epoch, seconds, values)
+        if step % self.s.log_every == 0:
+            self.events.train_scalars(dict(values, images_per_sec=rate, effective_epoch=epoch), step)
+        last = step == self.steps.total
+        if step % self.steps.eval_every == 0 or last:
+            self._evaluate(step)
+        if step % self.steps.checkpoint_every == 0 or last:
+            self.g.checkpoints.save(self.sess, step)
+
+    def _evaluate(self, step):
+        """Evaluate at ``step``: summaries, the summary line, and a ``best`` checkpoint on a new best."""
+        loss, accuracy = evaluate_at_x(self.sess, self.g, self.s)
+        self.last_eval = (step, loss, accuracy)
+        self.events.test_scalars({"loss": loss, "accuracy": accuracy, "error": 1.0 - accuracy}, step)
+        if accuracy > self.best:
+            self.best = accuracy
+            self.sess.run(self.g.set_best, {self.g.best_value: accuracy})
+            self.g.checkpoints.save_best(self.sess, step)
+        self.progress.evaluation(step, self.epoch(step), loss, accuracy, self.best)
+
+    def _diverged(self, step, values):
+        """Report a NaN/inf loss at ``step`` without saving anything; returns NAN_STATUS."""
+        self.progress.close()
+        bad = ", ".join("%s=%s" % (k, v) for k, v in sorted(values.items()))
+        latest = self.g.checkpoints.latest()
+        self.progress.line(
+            "error: the loss became NaN or infinite at step %d (%s). Training stopped; nothing was saved "
+            "after the last good checkpoint (%s). Lower the learning rate or check the data, then restart "
+            "or resume with -rl." % (step, bad, latest or "none yet"))
+        return NAN_STATUS
+
+    def _stopped(self, step):
+        """Save the final checkpoint after a stop signal; returns 130 (Ctrl-C) or 143 (SIGTERM)."""
+        self.progress.close()
+        path = self.g.checkpoints.save(self.sess, step) or self.g.checkpoints.latest()
+        self.progress.line("stopped by signal %d at step %d (effective epoch %.2f); saved %s. "
+                           "Continue with -rl." % (self.stop.signal, step, self.epoch(step), path))
+        return EXIT_STATUS[self.stop.signal]

@@ -1,0 +1,39 @@
+"""Ctrl-C and SIGTERM (cluster pre-emption) become a request to stop after the current step.
+
+The loop checks ``requested`` between steps, saves a final checkpoint and exits cleanly. A second
+signal while that is pending raises KeyboardInterrupt at once (abort without saving).
+"""
+import signal
+
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell convention
+
+
+class StopRequest(object):
+    """Context manager that installs the handlers and restores the previous ones on exit."""
+
+    def __init__(self, on_request=None):
+        self.signal = None
+        self._on_request = on_request
+        self._previous = {}
+
+    @property
+    def requested(self):
+        """Whether a stop signal arrived."""
+        return self.signal is not None
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+        if self._on_request:
+            self._on_request(signum)
+
+    def __enter__(self):
+        for signum in EXIT_STATUS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False

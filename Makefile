@@ -19,5 +19,14 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist when it is (or, as root, can be) installed;
+# otherwise train.py downloads it. A timestamped run name lets `make train` run again.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+train: $(VENV)/.installed
+	@test -d $(FASHION_MNIST) || [ "$$(id -u)" != 0 ] || apt-get install -y -q dataset-fashion-mnist \
+	  || echo "dataset-fashion-mnist not installed: train.py will download Fashion-MNIST"
+	$(PY) train.py -d fashion-mnist -m lenet -opt entropy-sgd -L 5 --epochs 3 --set augment=false \
+	  -n quickstart-$$(date +%Y%m%d-%H%M%S)
+
 clean-venv:
 	rm -rf $(VENV)

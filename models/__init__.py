@@ -1,8 +1,10 @@
 """The model registry: ``get_model(name)`` for the names in ``MODEL_NAMES``.
 
 Every model is a function ``model_fn(images, is_training, num_classes, config) -> logits``:
-``images`` float32 NHWC, ``is_training`` a Python bool, ``config`` any object with ``wrn_depth``,
-``wrn_width``, ``dropout`` and ``data_format``. Its variables live under
+``images`` float32 NHWC, ``is_training`` a Python bool (batch norm from the batch, with moving-average
+updates, or from the moving statistics), ``config`` any object with ``wrn_depth``, ``wrn_width``,
+``dropout`` and ``data_format``. Dropout follows ``is_training`` unless ``use_dropout`` says otherwise:
+batch-norm re-estimation runs batch norm in training mode with dropout off, as the authors do. Its variables live under
 ``tf.variable_scope("model", reuse=tf.AUTO_REUSE)``, so every call in one graph (training,
 evaluation, the optimizer's Langevin loop) shares the same weights.
 """
@@ -23,9 +25,10 @@ def get_model(name):
         raise ValueError("unknown model %r; known models: %s" % (name, ", ".join(MODEL_NAMES)))
     build = _BUILDERS[name]
 
-    def model_fn(images, is_training, num_classes, config):
+    def model_fn(images, is_training, num_classes, config, use_dropout=None):
         """Return float32 logits [batch, num_classes] of the model on NHWC ``images``."""
         with tf.variable_scope("model", reuse=tf.AUTO_REUSE):
-            return build(layers.to_data_format(images, config.data_format), is_training, num_classes, config)
+            return build(layers.to_data_format(images, config.data_format), is_training,
+                         is_training if use_dropout is None else use_dropout, num_classes, config)
 
     return model_fn

@@ -33,14 +33,14 @@ def _conv_bn_relu(x, out_channels, kernel, stride, padding, is_training, fmt, na
         return tf.nn.relu(layers.batch_norm(x, is_training, fmt, "bn"))
 
 
-def allcnn(images, is_training, num_classes, config):
+def allcnn(images, is_training, use_dropout, num_classes, config):
     """Return the logits [batch, num_classes] of All-CNN-BN for ``images`` in ``config.data_format``."""
     fmt = config.data_format
-    x = layers.dropout(images, INPUT_DROPOUT, is_training)
+    x = layers.dropout(images, INPUT_DROPOUT, use_dropout)
     conv_index = 0
     for spec in _LAYERS:
         if spec is None:
-            x = layers.dropout(x, DROPOUT, is_training)
+            x = layers.dropout(x, DROPOUT, use_dropout)
         else:
             x = _conv_bn_relu(x, *spec, is_training, fmt, "conv%d" % conv_index)
             conv_index += 1

@@ -107,9 +107,9 @@ def batch_norm(x, is_training, data_format, name):
     return y[:, 0, 0, :] if flat else y
 
 
-def dropout(x, rate, is_training):
-    """Return ``x`` with a fraction ``rate`` of entries zeroed (and the rest scaled) in training only."""
-    if is_training and rate > 0:
+def dropout(x, rate, enabled):
+    """Return ``x`` with a fraction ``rate`` of entries zeroed (and the rest scaled) when ``enabled``."""
+    if enabled and rate > 0:
         return tf.nn.dropout(x, rate=rate)
     return x
 

@@ -82,6 +82,25 @@ def test_wrn_dropout_only_in_training_mode():
             np.testing.assert_array_equal(sess.run(plain), sess.run(plain))
 
 
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_use_dropout_false_keeps_batch_norm_in_training_mode_without_dropout(name):
+    """The batch-norm re-estimation pass: batch statistics (and their updates), no dropout masks."""
+    shape = (8, 28, 28, 1) if name == "lenet" else (8, 32, 32, 3)
+    images = np.random.RandomState(11).randn(*shape).astype(np.float32)
+    with tf.Graph().as_default():
+        model = get_model(name)
+        config = make_config(dropout=0.3)
+        known = len(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+        no_dropout = model(tf.constant(images), True, 10, config, use_dropout=False)
+        assert len(tf.get_collection(tf.GraphKeys.UPDATE_OPS)) > known  # batch norm still in training mode
+        evaluate = model(tf.constant(images), False, 10, config)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            first, again, moving = sess.run(no_dropout), sess.run(no_dropout), sess.run(evaluate)
+    np.testing.assert_array_equal(first, again)  # no random masks
+    assert not np.allclose(first, moving)  # normalised by the batch, not by the initial moving statistics
+
+
 def wrn_param_count(depth, width, classes, channels=3):
     """WRN-d-k trainable parameters by hand: bias-free convs, BN gamma+beta, final linear layer."""
     n = (depth - 4) // 6

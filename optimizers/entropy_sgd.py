@@ -136,11 +136,14 @@ class EntropySGD(tf.train.Optimizer):
         with tf.control_dependencies(self._start_outer_step(var_list)):
             first = self._langevin_step(var_list, grads, gamma)
         with tf.control_dependencies([first]):
-            zero_loss = tf.constant(0.0)
-            _, loss_sum = tf.while_loop(
-                lambda i, _: i < self._L,
-                lambda i, s: self._loop_body(i, s, var_list, gamma),
-                [tf.constant(1), zero_loss], parallel_iterations=1, back_prop=False, name="langevin")
+            if self._L == 1:  # no loop: building its body would call loss_fn for nothing
+                loss_sum = tf.constant(0.0)
+            else:
+                _, loss_sum = tf.while_loop(
+                    lambda i, _: i < self._L,
+                    lambda i, s: self._loop_body(i, s, var_list, gamma),
+                    [tf.constant(1), tf.constant(0.0)], parallel_iterations=1, back_prop=False,
+                    name="langevin")
         with tf.control_dependencies([loss_sum]):
             anchors = [self.get_slot(v, ANCHOR).read_value() for v in var_list]
             mus = [self.get_slot(v, MU).read_value() for v in var_list]

@@ -357,6 +357,19 @@ def test_loss_fn_must_be_callable():
         EntropySGD(None, 0.1, L=5)
 
 
+def test_L1_needs_no_loss_fn_and_builds_no_loop():
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", initializer=2.0)
+        opt = EntropySGD(None, 0.5, L=1, gamma=0.0, epsilon=0.0, mu_decay=0.0, momentum=0.0)
+        train = opt.minimize(tf.square(w))
+        assert not any(op.type == "Enter" for op in tf.get_default_graph().get_operations())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(train)
+            # x' = 2 - 0.1 * 4 = 1.6 = mu; x <- x - 0.5 * (x - mu) = 1.8
+            assert sess.run(w) == pytest.approx(1.8)
+
+
 def test_sparse_gradient_is_not_implemented():
     with tf.Graph().as_default():
         table = tf.get_variable("embedding", initializer=tf.ones([10, 2]))

@@ -16,8 +16,10 @@ def _cifar_archive(info, record_dir, url, archive, md5, progress):
     expected = md5 or (None if url else info.md5)
     if archive is not None:
         return fetch.verify_local(archive, expected, what="archive")
-    advice = ("This machine may not reach the host: download the archive elsewhere and pass it with "
-              f"--archive PATH, or point --url at a mirror (http, https or file) of {info.archive}.")
+    # Named as the full command: train.py has no --url/--archive of its own and points here too.
+    advice = ("This machine may not reach the host: download the archive elsewhere and run "
+              f"`python3 -m data --dataset {info.name} --data-dir DIR --archive PATH`, or "
+              f"`... --url URL` with a mirror (http, https or file) of {info.archive}.")
     return fetch.reuse_or_fetch(url or info.url, os.path.join(record_dir, info.archive), expected,
                                 progress, advice)
 

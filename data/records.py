@@ -18,6 +18,8 @@ from data.fetch import show_progress
 from tfcompat import tf
 
 META = "meta.json"
+# What the pipeline and train.py read from meta.json: a folder whose meta.json lacks one is converted again.
+_META_KEYS = ("dataset", "files", "num_classes", "train_size", "test_size", "image_shape", "mean", "std")
 LABELS = "labels.txt"
 SPLITS = ("train", "test")
 _ENCODE_BATCH = 500     # images per encode_png call (it takes a batch) and per session.run
@@ -39,6 +41,8 @@ def is_complete(record_dir, name):
     """Return whether ``record_dir`` holds a finished conversion of dataset ``name``."""
     try:
         meta = read_meta(record_dir)
+        if not all(key in meta for key in _META_KEYS):
+            return False
         return meta["dataset"] == name and all(
             os.path.getsize(os.path.join(record_dir, f)) == size for f, size in meta["files"].items())
     except (OSError, ValueError, KeyError, TypeError):

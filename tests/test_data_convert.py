@@ -163,7 +163,7 @@ def test_interrupted_conversion_is_not_trusted(tmp_path, cifar10_archive, monkey
     _assert_records_equal_source(record_dir, splits, classes)
 
 
-@pytest.mark.parametrize("damage", ["no meta", "short record", "other dataset"])
+@pytest.mark.parametrize("damage", ["no meta", "short record", "other dataset", "meta without mean"])
 def test_damaged_record_folder_is_converted_again(tmp_path, cifar10_archive, damage):
     payload, splits, classes = cifar10_archive
     archive = tmp_path / "c.tar.gz"
@@ -179,7 +179,10 @@ def test_damaged_record_folder_is_converted_again(tmp_path, cifar10_archive, dam
             f.truncate(os.path.getsize(train) - 10)
     else:
         meta = json.load(open(meta_path))
-        meta["dataset"] = "cifar100"
+        if damage == "other dataset":
+            meta["dataset"] = "cifar100"
+        else:
+            del meta["mean"]
         json.dump(meta, open(meta_path, "w"))
     assert not records.is_complete(record_dir, "cifar10")
     prepare("cifar10", str(tmp_path), archive=str(archive), md5=md5, progress=False)

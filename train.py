@@ -2,7 +2,7 @@
 
 Defaults are ``config.config_train``; checkpoints go to ``checkpoints/NAME/``, TensorBoard events to
 ``tensorboard/NAME/{train,test}``. Stop with Ctrl-C or SIGTERM (a final checkpoint is saved) and
-continue with ``-rl`` (same flags). Exit status: 0 done, 1 error or NaN loss, 2 bad flags,
+continue with ``-rl`` (same flags). Exit status: 0 done, 1 error or NaN loss or weights, 2 bad flags,
 130/143 stopped by Ctrl-C/SIGTERM after saving.
 """
 import os
@@ -20,6 +20,25 @@ from training.progress import Progress
 from training.stop import StopRequest
 
 PROG = "train.py"
+
+
+class RunError(Exception):
+    """A problem that ends the run (a checkpoint that cannot be restored, damaged records); its message
+    is the one line main prints."""
+
+
+def first_line(error):
+    """Return one line of an exception's message that says what went wrong.
+
+    TensorFlow's op errors run over many lines: "Graph execution error:", where the op was defined,
+    "Node: 'NAME'", then the cause, then "[[...]]" locating the op; the cause is what the user needs.
+    """
+    lines = [l.strip() for l in str(getattr(error, "message", None) or error).splitlines()]
+    lines = [l for l in lines if l and not l.startswith("[[")]
+    nodes = [i for i, l in enumerate(lines) if l.startswith("Node:")]
+    if nodes:
+        lines = lines[nodes[-1] + 1:]
+    return lines[0] if lines else type(error).__name__
 
 
 def run_paths(s):
@@ -50,15 +69,26 @@ def check_start(s, paths):
 
 
 def restore_state(sess, g, s, paths):
-    """Initialise, then restore per -rl (everything) or -r (model weights); return the restored step or None."""
+    """Initialise, then restore per -rl (everything) or -r (model weights); return the restored step or None.
+
+    Raises RunError when the checkpoint does not fit the graph or cannot be read.
+    """
     sess.run(g.init)
-    if s.resume_latest:
-        g.checkpoints.restore(sess, checkpoints.resolve(paths.ckpt))
+    if not (s.resume_latest or s.restore):
+        return None
+    path = checkpoints.resolve(paths.ckpt if s.resume_latest else s.restore)
+    try:
+        if not s.resume_latest:
+            checkpoints.restore_subset(sess, path, g.model_vars)
+            return None
+        g.checkpoints.restore(sess, path)
         g.checkpoints.adopt_existing()
+        best = g.checkpoints.stored_best(g.best_accuracy.op.name)
+        if best is not None:
+            sess.run(g.set_best, {g.best_value: best})
         return int(sess.run(g.global_step))
-    if s.restore:
-        checkpoints.restore_subset(sess, checkpoints.resolve(s.restore), g.model_vars)
-    return None
+    except (ValueError, tf.errors.OpError) as e:
+        raise RunError("cannot restore %s: %s" % (path, first_line(e))) from None
 
 
 def announce(progress, s, info, paths, per_step, step, total, resumed):
@@ -85,28 +115,52 @@ def train(s, info, record_dir, paths):
             try:
                 with StopRequest(lambda _: progress.line("stopping after this step (again to abort)")) as stop:
                     return loop.Trainer(sess, g, s, info.train_size, events, progress, stop).run()
+            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+                # Verified at conversion, so unreadable records were damaged on disk since.
+                raise RunError("records in %s are damaged (%s): delete %s and run again"
+                               % (record_dir, first_line(e), record_dir)) from None
             finally:
                 progress.close()
                 events.close()
 
 
-def main(argv=None):
-    """Parse flags, prepare the data, train; return the process exit status."""
+def run(argv):
+    """Parse flags, prepare the data, check the start, train; return the exit status (errors: one line)."""
     s = settings.parse_settings(argv, config_train, MODEL_NAMES)
     try:
         record_dir = prepare_records(s)
     except DataError as e:
         print(str(e), file=sys.stderr)
         return 1
+    info = record_info(record_dir)
+    if s.batch_size > info.train_size:
+        return settings.fail(PROG, "batch_size %d exceeds the %d training examples in %s"
+                             % (s.batch_size, info.train_size, record_dir), status=2)
     paths = run_paths(s)
     problem = check_start(s, paths)
     if problem:
         return settings.fail(PROG, problem)
-    checkpoints.write_json(os.path.join(paths.ckpt, checkpoints.SETTINGS), vars(s))
     try:
-        return train(s, record_info(record_dir), record_dir, paths)
+        checkpoints.write_json(os.path.join(paths.ckpt, checkpoints.SETTINGS), vars(s))
+        os.makedirs(paths.logs, exist_ok=True)
+    except OSError as e:
+        return settings.fail(PROG, "cannot write the run's folders (--checkpoint-dir, --logdir): %s" % e)
+    try:
+        return train(s, info, record_dir, paths)
+    except RunError as e:
+        return settings.fail(PROG, str(e))
+
+
+def main(argv=None):
+    """Run train.py with ``argv``; return the process exit status.
+
+    Ctrl-C before the stop handler is installed (data preparation, graph building, restoring), or a
+    second one during training, ends here: one line, status 130, and the checkpoints already saved.
+    """
+    try:
+        return run(argv)
     except KeyboardInterrupt:
-        print("%s: aborted by a second interrupt; the last saved checkpoint is kept" % PROG, file=sys.stderr)
+        print("%s: interrupted; checkpoints saved before now are kept" % PROG, file=sys.stderr)
         return 130
 
 

@@ -150,6 +150,14 @@ def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
     assert "seed 42 -> 7" in capsys.readouterr().err
     assert fx.run_main(train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "none"))) == 1
     assert "no checkpoint there" in capsys.readouterr().err
+    # A checkpoint of another model, and a damaged one: one line each.
+    assert fx.run_main(train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "ckpt" / "x" / "model-1"),
+                                  "-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1")) == 1
+    _error_line(capsys.readouterr().err, "cannot restore")
+    data = next((tmp_path / "ckpt" / "x").glob("model-1.data-*"))
+    data.write_bytes(data.read_bytes()[:100])
+    assert fx.run_main(args + ["-rl", "--max-steps", "2"]) == 1
+    _error_line(capsys.readouterr().err, "cannot restore")
 
 
 def test_restore_starts_from_weights_and_evaluate_reports_the_same_numbers(tmp_path, data_dir, capsys):
@@ -197,3 +205,98 @@ def test_a_tensorboard_server_serves_the_scalar_tags(tmp_path, data_dir):
         server.wait(timeout=30)
     assert TRAIN_TAGS | ESGD_TAGS <= set(tags["tbrun/train"])
     assert TEST_TAGS <= set(tags["tbrun/test"])
+
+
+def _error_line(err, fragment):
+    """Assert that stderr ends in one ``train.py: error:`` line holding ``fragment``, no traceback."""
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("train.py: error: ") and fragment in last, err
+
+
+def test_entropy_sgd_with_L0_is_nesterov_sgd_with_the_sgd_recipe(tmp_path, data_dir):
+    # Same learning rate, schedule and weight decay as -opt momentum (Nesterov), so the same weights.
+    args = train_args(tmp_path, data_dir, *EXACT, "--max-steps", "2", "--set", "learning_rate=0.05",
+                      "--set", "weight_decay=0.01")
+    assert fx.run_main(args + ["-opt", "entropy-sgd", "-L", "0", "-n", "esgd0"]) == 0
+    assert fx.run_main(args + ["-opt", "momentum", "-n", "nesterov"]) == 0
+    lr = fx.scalar_events(str(tmp_path / "tb" / "esgd0" / "train"))["learning_rate"]
+    np.testing.assert_allclose([v for _, v in lr], [0.05, 0.05])
+    esgd = fx.checkpoint_values(str(tmp_path / "ckpt" / "esgd0" / "model-2"))
+    sgd = fx.checkpoint_values(str(tmp_path / "ckpt" / "nesterov" / "model-2"))
+    weights = [k for k in sgd if k.startswith("model/") and "moving" not in k and "Momentum" not in k]
+    assert len(weights) > 10
+    for name in weights:
+        np.testing.assert_allclose(esgd[name], sgd[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_weights_that_overflow_are_never_saved(tmp_path, data_dir, capsys):
+    # The loss of step 1 is computed before its update, so it is finite; the update overflows the
+    # weights (weight decay 1e10 times rate 1e30). Step 1 is due for a checkpoint: it must not happen.
+    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "big", "--max-steps", "3", "--set",
+                      "checkpoint_every=0.1", "--set", "learning_rate=1e30", "--set", "weight_decay=1e10")
+    assert fx.run_main(args) == 1
+    err = capsys.readouterr().err
+    assert "the weights became NaN or infinite at step 1" in err and "none yet" in err
+    assert not list((tmp_path / "ckpt" / "big").glob("**/*.index"))
+
+
+def test_events_written_past_the_last_checkpoint_are_dropped_on_resume(tmp_path, data_dir):
+    # A run that dies after logging steps 4 and 5 past its checkpoint at 3 (here: the NaN stop, which
+    # saves nothing, as a kill would); -rl redoes them. The files then hold steps 4 and 5 twice, and
+    # TensorBoard, told by the resumed run's SessionLog.START, shows each step once.
+    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "purge", "--set", "checkpoint_every=0.5",
+                      "--set", "eval_every=10")
+    assert fx.run_main(args + ["--max-steps", "9", "--debug-nan-at-step", "5"]) == 1
+    assert fx.checkpoint_values(str(tmp_path / "ckpt" / "purge"))["global_step"] == 3
+    assert fx.run_main(args + ["--max-steps", "7", "-rl"]) == 0
+    log = tmp_path / "tb" / "purge" / "train"
+    assert fx.scalar_records(str(log), "loss") == [1, 2, 3, 4, 4, 5, 5, 6, 7]
+    assert [s for s, _ in fx.scalar_events(str(log))["loss"]] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_resume_takes_the_best_accuracy_from_the_best_checkpoint(tmp_path, data_dir):
+    # Staged: the newest periodic save predates the best one (a run killed between the two), and the
+    # best save holds accuracy 1. On -rl no evaluation can beat 1, so best/ must stay as it is.
+    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "best", "--set", "eval_every=0.1")
+    assert fx.run_main(args + ["--max-steps", "2"]) == 0
+    run = tmp_path / "ckpt" / "best"
+    best = checkpoints_in(run / "best")
+    assert len(best) == 1
+    fx.set_checkpoint_values(str(run / "model-2"), {"best_test_accuracy": np.float32(-1.0)})
+    fx.set_checkpoint_values(str(run / "best" / best[0]), {"best_test_accuracy": np.float32(1.0)})
+    assert fx.run_main(args + ["--max-steps", "4", "-rl"]) == 0
+    assert checkpoints_in(run / "best") == best
+    assert fx.checkpoint_values(str(run / "model-4"))["best_test_accuracy"] == 1.0
+
+
+def checkpoints_in(folder):
+    """Return the sorted checkpoint prefixes (file names) in ``folder``."""
+    return sorted(p.name[:-len(".index")] for p in folder.glob("*.index"))
+
+
+def test_data_and_run_problems_are_one_line_errors(tmp_path, data_dir, capsys, monkeypatch):
+    args = train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", "1")
+    assert fx.run_main(args + ["-n", "big", "--set", "batch_size=64"]) == 2
+    _error_line(capsys.readouterr().err, "batch_size 64 exceeds the 48 training examples")
+    (tmp_path / "file").write_text("")
+    assert fx.run_main(args + ["-n", "nowhere", "--checkpoint-dir", str(tmp_path / "file" / "ckpt")]) == 1
+    _error_line(capsys.readouterr().err, "cannot write the run's folders")
+    # Damaged records: same size (so they look complete), bytes flipped in the middle.
+    damaged = tmp_path / "damaged"
+    records = fx.write_tiny_records(damaged)
+    path = os.path.join(records, "train.tfrecord")
+    content = bytearray(open(path, "rb").read())
+    content[len(content) // 2:len(content) // 2 + 64] = bytes(64)
+    open(path, "wb").write(bytes(content))
+    assert fx.run_main(args + ["-n", "damaged", "--data-dir", str(damaged)]) == 1
+    _error_line(capsys.readouterr().err, "records in %s are damaged" % records)
+    # Ctrl-C before the stop handler exists (here: while the data is prepared).
+    import train
+
+    def interrupted(_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "prepare_records", interrupted)
+    assert fx.run_main(args + ["-n", "early"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "train.py: interrupted; checkpoints saved before now are kept"

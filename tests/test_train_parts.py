@@ -6,9 +6,14 @@ import signal
 import numpy as np
 import pytest
 
+import train_fixtures as fx
+from config import config_train
+from models import MODEL_NAMES
 from tfcompat import tf
-from training import checkpoints, evaluation, progress, stop
+from training import checkpoints, evaluation, graph, progress, settings, stop
 from training.bn import BatchNormReestimator
+from training.dataset import record_info
+from training.events import Events
 
 
 def _toy_bn(images, decay, moving_mean, moving_sq):
@@ -38,6 +43,27 @@ def test_bn_reestimation_sets_the_mean_of_the_batch_statistics(decay):
             got_mean, got_sq = sess.run([mean, sq])
     np.testing.assert_allclose(got_mean, batches[:n].mean(axis=(1, 2, 3)).mean(axis=0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got_sq, np.square(batches[:n]).mean(axis=(1, 2, 3)).mean(axis=0), rtol=1e-4)
+
+
+def test_bn_reestimation_in_the_real_graph_runs_without_dropout(tmp_path):
+    # LeNet has dropout 0.5 between its batch-norm layers: with dropout on, two passes over the same
+    # batches would give different statistics in every layer after the first.
+    record_dir = fx.write_tiny_records(tmp_path)
+    s = settings.parse_settings(fx.TINY + ["-opt", "entropy-sgd", "-L", "1"], config_train, MODEL_NAMES)
+    with tf.Graph().as_default():
+        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "run"))
+        with tf.Session() as sess:
+            sess.run(g.init)
+            initial = sess.run(g.bn.moving_vars)
+            passes = []
+            for _ in range(2):
+                sess.run(g.bn.init, {g.bn.start_batch: 3})
+                g.bn.run(sess, 2)
+                passes.append(sess.run(g.bn.moving_vars))
+    assert len(passes[0]) == 6     # mean and variance of LeNet's three batch-norm layers
+    for before, first, second in zip(initial, *passes):
+        assert not np.allclose(before, first)
+        np.testing.assert_array_equal(first, second)
 
 
 def _weights():
@@ -71,8 +97,32 @@ def test_checkpoints_keep_the_last_few_best_apart_and_survive_restarts(tmp_path)
             np.testing.assert_array_equal(sess.run(w), [3.0] * 3)
             ckpt.adopt_existing()
             ckpt.save(sess, 4)
+            ckpt.save_best(sess, 4)
     names = os.listdir(run_dir)
     assert "model-2.index" not in names and {"model-3.index", "model-4.index"} <= set(names)
+    # ... and a new best replaces the one an earlier process saved.
+    assert sorted(n for n in os.listdir(os.path.join(run_dir, "best")) if n.endswith(".index")) == ["model-4.index"]
+
+
+def test_best_checkpoint_value_is_read_back(tmp_path):
+    with tf.Graph().as_default():
+        w = _weights()
+        ckpt = checkpoints.Checkpoints(str(tmp_path), [w], keep=1)
+        with tf.Session() as sess:
+            assert ckpt.stored_best("w") is None
+            sess.run(w.assign([0.25, 0.5, 0.75]))
+            ckpt.save_best(sess, 7)
+    np.testing.assert_array_equal(ckpt.stored_best("w"), [0.25, 0.5, 0.75])
+
+
+def test_two_writers_in_one_second_keep_separate_event_files(tmp_path):
+    for step in (1, 2):
+        events = Events(str(tmp_path))
+        events.train_scalars({"loss": float(step)}, step)
+        events.test_scalars({"accuracy": 0.5}, step)
+        events.close()
+    assert len(fx.event_files(tmp_path / "train")) == 2 and len(fx.event_files(tmp_path / "test")) == 2
+    assert fx.scalar_events(str(tmp_path / "train"))["loss"] == [(1, 1.0), (2, 2.0)]
 
 
 def test_restore_subset_checks_names_and_shapes(tmp_path):

@@ -91,6 +91,16 @@ def test_set_parses_each_type_and_flags_win_over_set():
     (["--set", "lr_epochs=5,1"], "increasing"),
     (["-rl", "-r", "x"], "exclude"),
     (["-n", "a/b"], "plain name"),
+    (["--set", "eval_every=inf"], "eval_every must be finite"),
+    (["--set", "checkpoint_every=nan"], "checkpoint_every must be finite"),
+    (["--set", "lr_epochs=60,1e999"], "lr_epochs must be finite"),
+    (["--epochs", "inf"], "epochs must be finite"),
+    (["--set", "rotate=nan"], "rotate must be finite"),
+    (["--set", "rotate=-5"], "rotate must be in"),
+    (["--set", "lr_decay=-0.2"], "lr_decay"),
+    (["--set", "esgd_lr_decay=0"], "esgd_lr_decay"),
+    (["--set", "esgd_lr_epochs=-1,80"], ">= 0"),
+    (["--set", "learning_rate=-1"], "learning_rate must be >= 0"),
 ])
 def test_bad_values_are_one_line_errors_with_status_2(capsys, argv, fragment):
     with pytest.raises(SystemExit) as exit_info:
@@ -149,3 +159,6 @@ def test_schedule_settings_pick_the_optimizer_family():
     assert schedule.schedule_settings(s) == (1.0, 0.2, [80, 160])
     assert schedule.schedule_settings(parse("-opt", "momentum")) == (0.1, 0.2, [60, 120, 160])
     assert schedule.schedule_settings(parse("-opt", "adam"))[0] == 1e-3
+    # L = 0 is plain Nesterov SGD: the SGD recipe, not the outer rate 1 of Entropy-SGD.
+    assert schedule.schedule_settings(parse("-L", "0")) == (0.1, 0.2, [60, 120, 160])
+    assert schedule.uses_esgd_recipe(parse("-L", "1")) and not schedule.uses_esgd_recipe(parse("-L", "0"))

@@ -77,6 +77,26 @@ def scalar_events(event_dir):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+def scalar_records(event_dir, tag):
+    """Return the steps of every ``tag`` scalar written in ``event_dir``'s event files, duplicates and
+    purged ones included (the raw records, before TensorBoard's purge)."""
+    from tfcompat import tf
+    return sorted(e.step for path in event_files(event_dir) for e in tf.train.summary_iterator(path)
+                  for v in e.summary.value if v.tag == tag)
+
+
+def set_checkpoint_values(prefix, changes):
+    """Rewrite checkpoint ``prefix`` in place with the variables named in ``changes`` ({name: value})
+    replaced: stages a state that a run killed at the wrong moment could leave."""
+    from tfcompat import tf
+    values = dict(checkpoint_values(prefix), **changes)
+    with tf.Graph().as_default():
+        variables = {name: tf.Variable(value, name="v%d" % i) for i, (name, value) in enumerate(values.items())}
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver(variables).save(sess, prefix, write_meta_graph=False, write_state=False)
+
+
 def image_tags(event_dir):
     """Return the image summary tags in ``event_dir``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -8,8 +8,8 @@ mean of its batch statistic over ``n`` training batches (decay 1/(i+1)), not an 
 The model's update ops compute ``m <- decay * m + (1 - decay) * b``. Run from m = 0 they leave
 ``(1 - decay) * b``; we sum that over the batches (resetting m to 0 after each) and divide the sum by
 ``n * (1 - decay)``. The batches come from a separate training iterator, so the main data stream is
-not touched; the model runs in training mode, so dropout is active as when statistics are collected
-during ordinary training (the models have one training switch for both).
+not touched; the model runs with batch norm in training mode and dropout off, as the authors'
+``compute_bn_params`` does: the statistics are those of the network that evaluation runs.
 """
 from tfcompat import tf
 
@@ -18,8 +18,8 @@ class BatchNormReestimator(object):
     """Graph ops of the re-estimation pass over ``moving_vars``; ``run`` does the pass in a session.
 
     ``images``: a tensor yielding a fresh training batch at each run (from an iterator the caller
-    initialises); ``build_training_model(images)`` builds the model in training mode, adding the
-    moving-statistic updates (with decay ``decay``) to ``UPDATE_OPS``; they are taken out of the
+    initialises); ``build_training_model(images)`` builds the model with batch norm in training mode
+    (and dropout off), adding the moving-statistic updates (with decay ``decay``) to ``UPDATE_OPS``; they are taken out of the
     collection here, so no later user of the collection runs them by accident.
     """
 

@@ -34,7 +34,6 @@ class Checkpoints(object):
         self.best_dir = os.path.join(run_dir, BEST)
         self._periodic = tf.train.Saver(var_list, max_to_keep=keep, save_relative_paths=True)
         self._best = tf.train.Saver(var_list, max_to_keep=1, save_relative_paths=True)
-        self._restorer = self._periodic
         self._last_step = None
 
     def latest(self):
@@ -42,10 +41,21 @@ class Checkpoints(object):
         return tf.train.latest_checkpoint(self.run_dir)
 
     def adopt_existing(self):
-        """Make the periodic Saver aware of the checkpoints already on disk, so ``keep`` holds across -rl."""
-        state = tf.train.get_checkpoint_state(self.run_dir)
-        if state is not None:
-            self._periodic.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        """Make both Savers aware of the checkpoints already on disk, so that across -rl ``keep`` holds
+        and a new best save deletes the previous one (a fresh Saver only deletes what it wrote itself)."""
+        for saver, folder in ((self._periodic, self.run_dir), (self._best, self.best_dir)):
+            state = tf.train.get_checkpoint_state(folder)
+            if state is not None:
+                saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+
+    def stored_best(self, name):
+        """Return the value of variable ``name`` in the best checkpoint, or None when there is none.
+
+        Why: the best save holds its own test accuracy, written atomically with it, whereas the newest
+        periodic save may predate it (a run killed between the two); -rl takes the best value from here.
+        """
+        prefix = resolve(self.best_dir)
+        return None if prefix is None else tf.train.load_checkpoint(prefix).get_tensor(name)
 
     def save(self, sess, step):
         """Save all variables as ``model-STEP`` (once per step); return the prefix written or None."""
@@ -65,7 +75,7 @@ class Checkpoints(object):
 
     def restore(self, sess, path):
         """Restore every saved variable from checkpoint prefix ``path``."""
-        self._restorer.restore(sess, path)
+        self._periodic.restore(sess, path)
         self._last_step = None
 
 

@@ -7,19 +7,32 @@ events a killed run had written past its last checkpoint, so curves continue wit
 TensorFlow's event writer writes each file under its final name and appends records; a reader sees
 at most an incomplete last record, which it skips.
 """
+import itertools
 import os
 
 from tfcompat import tf
 
 FLUSH_SECS = 10  # often enough to watch live; the writer thread makes it free for the loop
+_WRITERS = itertools.count()  # numbers this process's writers, for unique file names
+
+
+def _file_suffix():
+    """Return an event-file name suffix unique to this writer: ``.PID.N``.
+
+    Why: TF names event files ``events.out.tfevents.<second>.<host>``, so two writers opening one
+    folder within the same second (a quick -rl, or two runs of one process) would share a file.
+    """
+    return ".%d.%d" % (os.getpid(), next(_WRITERS))
 
 
 class Events(object):
     """The run's two FileWriters; ``scalars`` / ``summary`` write, ``close`` flushes and closes."""
 
     def __init__(self, run_logdir, graph=None, restored_step=None):
-        self.train = tf.summary.FileWriter(os.path.join(run_logdir, "train"), graph=graph, flush_secs=FLUSH_SECS)
-        self.test = tf.summary.FileWriter(os.path.join(run_logdir, "test"), flush_secs=FLUSH_SECS)
+        self.train = tf.summary.FileWriter(os.path.join(run_logdir, "train"), graph=graph, flush_secs=FLUSH_SECS,
+                                           filename_suffix=_file_suffix())
+        self.test = tf.summary.FileWriter(os.path.join(run_logdir, "test"), flush_secs=FLUSH_SECS,
+                                          filename_suffix=_file_suffix())
         if restored_step is not None:
             start = tf.SessionLog(status=tf.SessionLog.START)
             for writer in (self.train, self.test):

@@ -9,7 +9,7 @@ so the loop initialises the iterator with ``start_batch = global_step * batches_
 run sees exactly the batches an uninterrupted one would have seen.
 
 Weight decay: Entropy-SGD takes it as its ``weight_decay`` argument (``esgd_weight_decay``, applied in
-both loops as in the authors' code). For sgd, momentum and adam, ``weight_decay / 2 * sum of squares of
+both loops as in the authors' code; with L = 0, plain Nesterov SGD, the SGD recipe's ``weight_decay``). For sgd, momentum and adam, ``weight_decay / 2 * sum of squares of
 all trainable variables`` is added to the minimised objective (classic L2, so Adam sees it in its
 gradient too); the logged training loss is the cross-entropy alone, comparable across optimizers.
 """
@@ -33,7 +33,7 @@ def make_optimizer(s, lr, loss_fn):
     if s.optimizer == "entropy-sgd":
         return EntropySGD(loss_fn, lr, L=s.L, gamma=s.g0, scoping=s.g1, langevin_lr=s.langevin_lr,
                           epsilon=s.epsilon, mu_decay=s.mu_decay, momentum=s.momentum, nesterov=s.nesterov,
-                          weight_decay=s.esgd_weight_decay)
+                          weight_decay=s.esgd_weight_decay if schedule.uses_esgd_recipe(s) else s.weight_decay)
     if s.optimizer == "momentum":
         return tf.train.MomentumOptimizer(lr, s.momentum, use_nesterov=s.nesterov)
     if s.optimizer == "adam":
@@ -78,7 +78,7 @@ def build(s, info, record_dir, run_dir):
 
     ``run_dir`` is the run's checkpoint folder (for the Savers). The returned namespace holds the
     train op and its fetches, the iterators' initialisers, the evaluation and BN re-estimation parts,
-    the image summary, the best-accuracy variable and the Checkpoints object.
+    the image summary, the best-accuracy variable, the weights' finiteness check and the Checkpoints object.
     """
     model_fn = get_model(s.model)
     tf.set_random_seed(s.seed)
@@ -117,19 +117,25 @@ def build(s, info, record_dir, run_dir):
     bn = None
     if s.optimizer == "entropy-sgd" and s.bn_reestimate and moving_vars:
         bn_it, bn_start = _train_iterator(record_dir, s, s.seed + 1)
-        bn = BatchNormReestimator(bn_it.get_next()[0], lambda x: model_fn(x, True, info.num_classes, s),
+        bn = BatchNormReestimator(bn_it.get_next()[0],
+                                  lambda x: model_fn(x, True, info.num_classes, s, use_dropout=False),
                                   moving_vars, BN_DECAY)
         bn.init, bn.start_batch = bn_it.initializer, bn_start
 
     best_accuracy = tf.get_variable("best_test_accuracy", [], initializer=tf.constant_initializer(-1.0),
                                     trainable=False)
     best_value = tf.placeholder(tf.float32, [], "best_value")
+    # One fetch before every save: an update can overflow the weights while the loss, computed before
+    # it, is still finite; such weights must never become a checkpoint.
+    weights_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.is_finite(v)) for v in tf.trainable_variables()]),
+                                   name="weights_finite")
     return types.SimpleNamespace(
         global_step=global_step, train_op=train_op, fetches=fetches, per_step=per_step,
         train_init=train_it.initializer, start_batch=start_batch,
         test=evaluation_tower(model_fn, record_dir, s, info.num_classes), bn=bn,
         image_summary=tf.summary.image("input", images[:IMAGES_IN_SUMMARY], max_outputs=IMAGES_IN_SUMMARY),
         best_accuracy=best_accuracy, best_value=best_value, set_best=best_accuracy.assign(best_value),
+        weights_finite=weights_finite,
         model_vars=model_vars,
         init=tf.group(tf.global_variables_initializer(), tf.local_variables_initializer()),
         checkpoints=Checkpoints(run_dir, tf.global_variables(), s.keep_checkpoints))

@@ -1,7 +1,8 @@
 """The session loop: outer steps, logging, evaluation, checkpoints, NaN stop and stop signals.
 
-Exit statuses (``train`` returns them, train.py exits with them): 0 finished; 1 the loss became NaN
-or infinite (nothing saved after the last good checkpoint); 130 Ctrl-C and 143 SIGTERM after the
+Exit statuses (``train`` returns them, train.py exits with them): 0 finished; 1 the loss or the
+weights became NaN or infinite (nothing saved after the last good checkpoint: the weights are checked
+before every save); 130 Ctrl-C and 143 SIGTERM after the
 final checkpoint is saved (128 + signal, so a job scheduler can tell a pre-empted run from a
 finished one; resume it with -rl).
 """
@@ -70,13 +71,15 @@ class Trainer(object):
             step += 1
             values = {k: v for k, v in out.items() if not k.startswith("_")}
             if not evaluation.is_finite(*values.values()):
-                return self._diverged(step, values)
+                return self._diverged(step, "loss", values)
             if "_images" in out:
                 self.events.train_summary(out["_images"], step)
                 del fetches["_images"]
-            self._after_step(step, seconds, values)
-            if self.stop.requested:
-                return self._stopped(step)
+            status = self._after_step(step, seconds, values)
+            if status is None and self.stop.requested:
+                status = self._stopped(step, values)
+            if status is not None:
+                return status
         self.progress.close()
         if self.last_eval is None or self.last_eval[0] != step:
             self._evaluate(step)
@@ -97,16 +100,24 @@ class Trainer(object):
             self.sess.run(self.g.bn.init, {self.g.bn.start_batch: evals * self.s.bn_reestimate_batches})
 
     def _after_step(self, step, seconds, values):
-        """Progress, train summaries, and the evaluations and checkpoints due at ``step``."""
+        """Progress, train summaries, and the evaluations and checkpoints due at ``step``.
+
+        Returns None, or NAN_STATUS when a save was due but the weights are not finite (nothing saved).
+        """
         epoch = self.epoch(step)
         rate = self.progress.step_done(step, epoch, seconds, values)
         if step % self.s.log_every == 0:
             self.events.train_scalars(dict(values, images_per_sec=rate, effective_epoch=epoch), step)
         last = step == self.steps.total
-        if step % self.steps.eval_every == 0 or last:
+        evaluate = step % self.steps.eval_every == 0 or last
+        save = step % self.steps.checkpoint_every == 0 or last
+        if (evaluate or save) and not self.sess.run(self.g.weights_finite):
+            return self._diverged(step, "weights", values)
+        if evaluate:
             self._evaluate(step)
-        if step % self.steps.checkpoint_every == 0 or last:
+        if save:
             self.g.checkpoints.save(self.sess, step)
+        return None
 
     def _evaluate(self, step):
         """Evaluate at ``step``: summaries, the summary line, and a ``best`` checkpoint on a new best."""
@@ -119,20 +130,24 @@ class Trainer(object):
             self.g.checkpoints.save_best(self.sess, step)
         self.progress.evaluation(step, self.epoch(step), loss, accuracy, self.best)
 
-    def _diverged(self, step, values):
-        """Report a NaN/inf loss at ``step`` without saving anything; returns NAN_STATUS."""
+    def _diverged(self, step, what, values):
+        """Report that ``what`` (the loss, the weights) became NaN/inf at ``step``, without saving
+        anything; returns NAN_STATUS."""
         self.progress.close()
         bad = ", ".join("%s=%s" % (k, v) for k, v in sorted(values.items()))
         latest = self.g.checkpoints.latest()
         self.progress.line(
-            "error: the loss became NaN or infinite at step %d (%s). Training stopped; nothing was saved "
+            "error: the %s became NaN or infinite at step %d (%s). Training stopped; nothing was saved "
             "after the last good checkpoint (%s). Lower the learning rate or check the data, then restart "
-            "or resume with -rl." % (step, bad, latest or "none yet"))
+            "or resume with -rl." % (what, step, bad, latest or "none yet"))
         return NAN_STATUS
 
-    def _stopped(self, step):
-        """Save the final checkpoint after a stop signal; returns 130 (Ctrl-C) or 143 (SIGTERM)."""
+    def _stopped(self, step, values):
+        """Save the final checkpoint after a stop signal; returns 130 (Ctrl-C) or 143 (SIGTERM), or
+        NAN_STATUS without saving when the weights are not finite."""
         self.progress.close()
+        if not self.sess.run(self.g.weights_finite):
+            return self._diverged(step, "weights", values)
         path = self.g.checkpoints.save(self.sess, step) or self.g.checkpoints.latest()
         self.progress.line("stopped by signal %d at step %d (effective epoch %.2f); saved %s. "
                            "Continue with -rl." % (self.stop.signal, step, self.epoch(step), path))

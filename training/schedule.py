@@ -38,9 +38,16 @@ def learning_rate(global_step, base, decay, boundaries, batch_size, per_step, tr
     return tf.cast(base * tf.pow(tf.constant(decay, tf.float64), passed), tf.float32, name="learning_rate")
 
 
+def uses_esgd_recipe(s):
+    """Return whether settings ``s`` train with Entropy-SGD's own recipe (``esgd_learning_rate``, its
+    schedule and ``esgd_weight_decay``): Entropy-SGD with L >= 1. With L = 0 Entropy-SGD is plain
+    Nesterov SGD (design.md section 1), so it takes the SGD recipe, not an outer rate of 1."""
+    return s.optimizer == "entropy-sgd" and s.L >= 1
+
+
 def schedule_settings(s):
     """Return (base, decay, boundaries) of the learning-rate schedule for the optimizer in settings ``s``."""
-    if s.optimizer == "entropy-sgd":
+    if uses_esgd_recipe(s):
         return s.esgd_learning_rate, s.esgd_lr_decay, s.esgd_lr_epochs
     if s.optimizer == "adam":
         return s.adam_learning_rate, s.lr_decay, s.lr_epochs

@@ -10,9 +10,11 @@ import math
 import sys
 import types
 
+from data import DATASETS
+from models.layers import DATA_FORMATS
+
 OPTIMIZERS = ("entropy-sgd", "sgd", "momentum", "adam")
-DATASET_NAMES = ("cifar10", "cifar100", "fashion-mnist")
-DATA_FORMATS = ("NHWC", "NCHW")
+DATASET_NAMES = tuple(DATASETS)
 
 # Settings that fix the graph or the data stream: a resumed run (-rl) must keep them.
 RESUME_KEYS = ("optimizer", "L", "dataset", "model", "batch_size", "seed", "wrn_depth", "wrn_width",
@@ -135,17 +137,32 @@ def default_run_name(s):
     return name + ("_L%d" % s.L if s.optimizer == "entropy-sgd" else "")
 
 
+def _non_finite(s):
+    """Return the name of the first number setting of ``s`` (or number in a list setting) that is NaN or
+    infinite, or None. ``--set`` accepts ``inf``/``nan`` as floats; no setting means anything with them."""
+    for key, value in sorted(vars(s).items()):
+        numbers = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            return key
+    return None
+
+
 def validate(s, model_names):
     """Return a one-line description of the first nonsensical value in settings ``s``, or None."""
+    bad = _non_finite(s)
+    if bad:
+        return "%s must be finite, got %s" % (bad, getattr(s, bad))
     checks = (
         (s.optimizer in OPTIMIZERS, "optimizer must be one of %s" % ", ".join(OPTIMIZERS)),
         (s.dataset in DATASET_NAMES, "dataset must be one of %s" % ", ".join(DATASET_NAMES)),
         (s.model in model_names, "unknown model %r (known: %s)" % (s.model, ", ".join(model_names))),
         (s.L >= 0, "L must be >= 0, got %s" % s.L),
         (s.batch_size >= 1, "batch_size must be >= 1"),
-        (s.epochs > 0 and math.isfinite(s.epochs), "epochs must be a positive number"),
+        (s.epochs > 0, "epochs must be a positive number"),
         (s.max_steps is None or s.max_steps >= 1, "--max-steps must be >= 1"),
-        (s.data_format in DATA_FORMATS, "data_format must be NHWC or NCHW"),
+        (s.data_format in DATA_FORMATS, "data_format must be one of %s" % ", ".join(DATA_FORMATS)),
+        (0 <= s.rotate <= 180, "rotate must be in [0, 180] degrees"),
+        (s.lr_decay > 0 and s.esgd_lr_decay > 0, "lr_decay and esgd_lr_decay must be > 0"),
         (0 <= s.dropout < 1, "dropout must be in [0, 1)"),
         (0 <= s.mu_decay < 1, "mu_decay must be in [0, 1)"),
         (s.wrn_depth >= 10 and (s.wrn_depth - 4) % 6 == 0, "wrn_depth must be 6n + 4 (10, 16, 22, 28, ...)"),
@@ -156,6 +173,7 @@ def validate(s, model_names):
         (s.bn_reestimate_batches >= 1, "bn_reestimate_batches must be >= 1"),
         (list(s.lr_epochs) == sorted(s.lr_epochs) and list(s.esgd_lr_epochs) == sorted(s.esgd_lr_epochs),
          "lr_epochs and esgd_lr_epochs must be increasing"),
+        (min(s.lr_epochs + s.esgd_lr_epochs, default=0) >= 0, "lr_epochs and esgd_lr_epochs must be >= 0"),
         (not (s.resume_latest and s.restore), "-rl and -r exclude each other"),
     )
     for ok, message in checks:
@@ -164,8 +182,8 @@ def validate(s, model_names):
     for key in ("learning_rate", "esgd_learning_rate", "adam_learning_rate", "momentum", "weight_decay",
                 "esgd_weight_decay", "g0", "g1", "langevin_lr", "epsilon"):
         value = getattr(s, key)
-        if not (math.isfinite(value) and value >= 0):
-            return "%s must be a finite number >= 0, got %s" % (key, value)
+        if value < 0:
+            return "%s must be >= 0, got %s" % (key, value)
     return None
 
 

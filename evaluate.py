@@ -1,17 +1,36 @@
-"""Restore a checkpoint and print its test loss, accuracy and error on a dataset's whole test split.
+"""Restore a checkpoint and print its test loss, accuracy and error on a dataset's whole test split;
+with ``--flatness``, also how flat the training loss is around its weights.
 
 ``python3 evaluate.py checkpoints/NAME`` (newest periodic save), ``checkpoints/NAME/best`` or a prefix
 ``checkpoints/NAME/model-STEP``. The model and dataset come from the run's ``settings.json`` when
 there is one, else from config_train; flags override either. Batch-norm statistics are used as
-saved: train.py saves right after an evaluation, so for Entropy-SGD runs (bn_reestimate on) the
-periodic-at-evaluation and best checkpoints hold the statistics re-estimated at x.
+re-estimated at x first for an Entropy-SGD run with ``bn_reestimate`` on, as train.py does before each
+evaluation: a checkpoint saved between evaluations (periodic, or on a stop signal) holds statistics
+collected at the Langevin iterates x'.
+
+Flatness (``--flatness``) is measured on the training cross-entropy of one fixed batch of
+``--flatness-batch`` training images (the first batch of the un-augmented training stream drawn with
+``--seed``), model in inference mode (no dropout, batch norm reading the saved statistics), so the loss
+is a deterministic function of the weights:
+
+- the ``--hessian-k`` largest Hessian eigenvalues (analysis.hessian: Lanczos on Hessian-vector
+  products, ``--hessian-iters`` steps from a start drawn with ``--seed``);
+- the local-entropy estimate of Entropy-SGD (analysis.local_entropy: L Langevin steps from x with the
+  Langevin settings L, g0 as gamma, langevin_lr, epsilon, mu_decay, momentum and nesterov of the run,
+  or of ``--set``; the noise is drawn with ``--seed``). Weight decay is left out of both measurements:
+  they are of the cross-entropy alone, the same function for every optimizer.
+
+``--json PATH`` also writes every number printed (atomically).
 """
 import os
 import sys
 import types
 
+from analysis.hessian import build_hvp, top_eigenvalues
+from analysis.local_entropy import build_local_entropy, measure
 from config import config_train
 from data import DataError
+from data.pipeline import train_dataset
 from models import MODEL_NAMES, get_model
 from tfcompat import tf
 from training import checkpoints, evaluation, graph, settings
@@ -19,26 +38,46 @@ from training.dataset import prepare_records, record_info
 
 PROG = "evaluate.py"
 # What evaluation needs from a run's settings: the model, its size, and where the data is.
-KEYS = ("dataset", "data_dir", "model", "wrn_depth", "wrn_width", "dropout", "data_format", "batch_size")
+KEYS = ("dataset", "data_dir", "model", "wrn_depth", "wrn_width", "dropout", "data_format", "batch_size",
+        "optimizer", "bn_reestimate", "bn_reestimate_batches", "seed", "augment", "rotate")
+# What the local-entropy estimate takes from a run's settings: its own Langevin loop.
+LANGEVIN_KEYS = ("L", "g0", "langevin_lr", "epsilon", "mu_decay", "momentum", "nesterov")
 
 
 def parse_args(argv):
-    """Return the parsed command line (one-line errors, exit status 2)."""
-    p = settings.OneLineParser(prog=PROG, description="Print test loss, accuracy and error of a checkpoint.")
+    """Return (parser, parsed command line); errors are one line with exit status 2."""
+    p = settings.OneLineParser(prog=PROG, description="Print test loss, accuracy and error of a checkpoint "
+                                                      "(and, with --flatness, Hessian and local-entropy flatness).")
     p.add_argument("path", help="checkpoint prefix (DIR/model-STEP) or a run directory (or its best/)")
     p.add_argument("-d", "--dataset", choices=settings.DATASET_NAMES, help="dataset (default: the run's)")
     p.add_argument("-m", "--model", choices=MODEL_NAMES, help="model (default: the run's)")
     p.add_argument("--data-dir", help="where archives and TFRecords live (default: the run's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config_train attribute, e.g. --set batch_size=500")
-    return p, p.parse_args(argv)
+                   help="override a config_train attribute, e.g. --set batch_size=500 or --set L=20")
+    p.add_argument("--flatness", action="store_true",
+                   help="also measure the top Hessian eigenvalues and the local entropy of the training loss")
+    p.add_argument("--flatness-batch", type=int, default=2048, metavar="N",
+                   help="training images in the fixed batch of the flatness measurements (default %(default)s)")
+    p.add_argument("--hessian-k", type=int, default=5, metavar="K",
+                   help="how many of the largest Hessian eigenvalues (default %(default)s)")
+    p.add_argument("--hessian-iters", type=int, default=30, metavar="I",
+                   help="Lanczos steps, at least K (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the flatness batch, the Lanczos start and the Langevin noise (default %(default)s)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    args = p.parse_args(argv)
+    if args.flatness_batch < 1 or args.hessian_k < 1:
+        p.error("--flatness-batch and --hessian-k must be >= 1")
+    if args.hessian_iters < args.hessian_k:
+        p.error("--hessian-iters (%d) must be at least --hessian-k (%d)" % (args.hessian_iters, args.hessian_k))
+    return p, args
 
 
 def evaluation_settings(parser, args, folder):
     """Return the settings namespace: config_train, then the run's settings.json, then the flags."""
     values = settings.config_defaults(config_train)
     saved = checkpoints.read_settings(folder) or {}
-    values.update({k: saved[k] for k in KEYS if k in saved})
+    values.update({k: saved[k] for k in KEYS + LANGEVIN_KEYS if k in saved})
     try:
         settings.apply_overrides(values, args.set)
     except ValueError as e:
@@ -46,17 +85,103 @@ def evaluation_settings(parser, args, folder):
     for key in ("dataset", "model", "data_dir"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    return types.SimpleNamespace(**values)
+    s = types.SimpleNamespace(**values)
+    if args.flatness and s.L < 1:
+        parser.error("the local-entropy estimate needs L >= 1 (use --set L=20)")
+    return s
 
 
 def evaluate_checkpoint(prefix, s, record_dir):
     """Build the evaluation graph, restore the model variables of ``prefix``; return (loss, accuracy)."""
     info = record_info(record_dir)
+    model_fn = get_model(s.model)
     with tf.Graph().as_default():
-        test = graph.evaluation_tower(get_model(s.model), record_dir, s, info.num_classes)
+        test = graph.evaluation_tower(model_fn, record_dir, s, info.num_classes)
+        model_vars = tf.global_variables()
+        moving_vars = [v for v in model_vars if v not in tf.trainable_variables()]
+        bn = graph.bn_reestimation(model_fn, record_dir, s, info.num_classes, moving_vars)
         with tf.Session() as sess:
-            checkpoints.restore_subset(sess, prefix, tf.global_variables())
+            checkpoints.restore_subset(sess, prefix, model_vars)
+            if bn is not None:
+                sess.run([tf.local_variables_initializer(), bn.init], {bn.start_batch: 0})
+                bn.run(sess, s.bn_reestimate_batches)
             return evaluation.evaluate(sess, test)
+
+
+def build_flatness(s, record_dir, batch_size, seed):
+    """Build (graph only) the flatness measurements of the current graph; return their handles.
+
+    The fixed batch is fed through placeholders (``images``, ``labels``); ``batch`` fetches it once from
+    the training stream. The model's variables are collected before the local-entropy probe adds its own,
+    so that ``saver`` restores the model alone (the probe's variables are not in a checkpoint; ``init``
+    initialises them). evaluate_checkpoint, run first, has already checked that the checkpoint holds them.
+    """
+    info = record_info(record_dir)
+    model_fn = get_model(s.model)
+    tf.set_random_seed(seed)  # the Langevin noise
+    stream = train_dataset(record_dir, batch_size, seed, augment=False).take(1)
+    batch = tf.data.make_one_shot_iterator(stream).get_next()
+    images = tf.placeholder(tf.float32, [batch_size] + list(info.image_shape), "flatness_images")
+    labels = tf.placeholder(tf.int32, [batch_size], "flatness_labels")
+
+    def loss_fn():
+        """The fixed batch's mean cross-entropy, model in inference mode: a function of the weights only."""
+        logits = model_fn(images, False, info.num_classes, s)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+    known = set(tf.global_variables())
+    loss = loss_fn()
+    model_vars = [v for v in tf.global_variables() if v not in known]
+    weights = [v for v in model_vars if v in set(tf.trainable_variables())]
+    hvp = build_hvp(loss, weights)
+    probe = build_local_entropy(loss_fn, weights, L=s.L, gamma=s.g0, langevin_lr=s.langevin_lr,
+                                epsilon=s.epsilon, mu_decay=s.mu_decay, momentum=s.momentum,
+                                nesterov=s.nesterov, weight_decay=0.0)
+    return types.SimpleNamespace(batch=batch, images=images, labels=labels, loss=loss, hvp=hvp, probe=probe,
+                                 init=tf.variables_initializer(probe.variables), saver=tf.train.Saver(model_vars))
+
+
+def run_flatness(sess, f, prefix, k, iters, seed):
+    """Restore the model variables of ``prefix`` into the graph of ``build_flatness`` and measure.
+
+    Returns {``train_loss``: f(x) on the batch, ``hessian_top``: the k largest Hessian eigenvalues,
+    largest first, ``local_entropy``: analysis.local_entropy.STATS}. The restored weights are left as
+    they were (the probe writes x back after its Langevin steps).
+    """
+    sess.run(f.init)
+    f.saver.restore(sess, prefix)
+    images, labels = sess.run(f.batch)
+    feed = {f.images: images, f.labels: labels}
+    eigenvalues = top_eigenvalues(sess, f.hvp, k=k, iters=iters, seed=seed, feed_dict=feed)
+    return {"train_loss": float(sess.run(f.loss, feed)),
+            "hessian_top": [float(e) for e in eigenvalues],
+            "local_entropy": measure(sess, f.probe, feed)}
+
+
+def measure_flatness(prefix, s, record_dir, args):
+    """Return the flatness results of checkpoint ``prefix`` (``run_flatness``'s) with the settings used."""
+    with tf.Graph().as_default() as flatness_graph:
+        f = build_flatness(s, record_dir, args.flatness_batch, args.seed)
+        flatness_graph.finalize()  # measuring adds no ops: any attempt is a bug, caught here
+        with tf.Session() as sess:
+            results = run_flatness(sess, f, prefix, args.hessian_k, args.hessian_iters, args.seed)
+    results.update(batch=args.flatness_batch, seed=args.seed, hessian_iters=args.hessian_iters,
+                   parameters=f.hvp.dim, langevin={k: getattr(s, k) for k in LANGEVIN_KEYS})
+    return results
+
+
+def flatness_lines(r):
+    """Return the printed lines of the flatness results ``r`` (from ``measure_flatness``)."""
+    le, lv = r["local_entropy"], r["langevin"]
+    return ["training loss %.4f on a fixed batch of %d training images (seed %d, model in inference mode)"
+            % (r["train_loss"], r["batch"], r["seed"]),
+            "hessian top-%d eigenvalues (%d Lanczos steps, %d parameters): %s"
+            % (len(r["hessian_top"]), r["hessian_iters"], r["parameters"],
+               "  ".join("%.4g" % e for e in r["hessian_top"])),
+            "local entropy (L=%d, gamma=%g, langevin_lr=%g, epsilon=%g): |x - mu| %.4g  "
+            "mean Langevin loss %.4f  |x - x'| %.4g"
+            % (lv["L"], lv["g0"], lv["langevin_lr"], lv["epsilon"], le["x_mu_norm"], le["inner_loss"],
+               le["x_xprime_norm"])]
 
 
 def main(argv=None):
@@ -74,10 +199,18 @@ def main(argv=None):
         return 1
     try:
         loss, accuracy = evaluate_checkpoint(prefix, s, record_dir)
+        print("test loss %.4f  accuracy %.4f  error %.2f%%  (%s on %s, %s)"
+              % (loss, accuracy, 100.0 * (1.0 - accuracy), s.model, s.dataset, prefix))
+        sys.stdout.flush()
+        results = {"checkpoint": prefix, "model": s.model, "dataset": s.dataset,
+                   "test_loss": loss, "test_accuracy": accuracy, "test_error": 1.0 - accuracy}
+        if args.flatness:
+            results["flatness"] = measure_flatness(prefix, s, record_dir, args)
+            print("\n".join(flatness_lines(results["flatness"])))
     except ValueError as e:
         return settings.fail(PROG, str(e))
-    print("test loss %.4f  accuracy %.4f  error %.2f%%  (%s on %s, %s)"
-          % (loss, accuracy, 100.0 * (1.0 - accuracy), s.model, s.dataset, prefix))
+    if args.json:
+        checkpoints.write_json(args.json, results)
     return 0
 
 

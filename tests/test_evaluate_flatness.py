@@ -1,0 +1,111 @@
+"""evaluate.py --flatness on a tiny Entropy-SGD run made here: finite numbers, printed and in --json, the
+checkpoint's bytes untouched, deterministic with --seed, the run's Langevin settings unless --set, and a
+training loss on the fixed batch checked against the test evaluation of the very same images."""
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+
+import evaluate
+import train_fixtures as fx
+from data import records
+from data.datasets import FASHION_MNIST_CLASSES
+
+FLAT = ["--flatness", "--flatness-batch", "16", "--hessian-k", "2", "--hessian-iters", "6"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished Entropy-SGD LeNet run (L = 2, 3 outer steps) on records whose train and test splits
+    hold the same 48 images; returns (run folder, data folder)."""
+    root = tmp_path_factory.mktemp("flatness")
+    rng = np.random.RandomState(0)
+    labels = np.arange(fx.TRAIN_SIZE) % 10
+    images = rng.randint(0, 80, size=(fx.TRAIN_SIZE, 28, 28, 1)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        images[i, 2 * k:2 * k + 8, 4:12, 0] = 250  # a bright square whose height says the class
+    records.write_records(str(root / "data" / "fashion-mnist"), "fashion-mnist",
+                          {"train": (images, labels), "test": (images, labels)}, list(FASHION_MNIST_CLASSES),
+                          progress=False)
+    argv = fx.TINY + fx.common_args(root, root / "data") + ["-opt", "entropy-sgd", "-L", "2", "--epochs", "1",
+                                                            "-n", "tiny"]
+    assert fx.run_main(argv) == 0
+    return root / "ckpt" / "tiny", root / "data"
+
+
+def file_digests(folder):
+    """Return {relative path: sha256} of every file under ``folder``."""
+    digests = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+def flatness_json(run, folder, *extra):
+    """Run evaluate.py --flatness on ``run`` with ``extra`` flags; return (the JSON it wrote, its stdout)."""
+    path = folder / ("out%d.json" % len(list(folder.glob("out*.json"))))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = evaluate.main([str(run[0]), "--data-dir", str(run[1]), "--json", str(path)] + FLAT + list(extra))
+    assert status == 0
+    return json.loads(path.read_text()), out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def measured(run, tmp_path_factory):
+    """One default measurement of ``run``: (JSON, stdout, file digests of the run before, and after)."""
+    before = file_digests(run[0])
+    result, out = flatness_json(run, tmp_path_factory.mktemp("json"))
+    return result, out, before, file_digests(run[0])
+
+
+def test_flatness_prints_finite_numbers_and_leaves_the_checkpoint_unchanged(measured):
+    result, out, before, after = measured
+    assert after == before
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    printed = [float(v) for v in lines["hessian"].split(":", 1)[1].split()]
+    flat = result["flatness"]
+    assert len(printed) == 2 and np.allclose(printed, flat["hessian_top"], rtol=1e-3)
+    assert flat["hessian_top"][0] >= flat["hessian_top"][1]
+    assert flat["hessian_top"][0] > 0  # a trained network's loss curves upward somewhere
+    numbers = [float(v) for v in re.findall(r"[-+]?\d+\.?\d*(?:e[-+]?\d+)?", lines["local"] + lines["training"])]
+    assert numbers and all(math.isfinite(v) for v in numbers)
+    for key in ("x_mu_norm", "inner_loss", "x_xprime_norm"):
+        assert math.isfinite(flat["local_entropy"][key])
+    assert flat["local_entropy"]["x_mu_norm"] > 0
+    # The local entropy uses the run's own Langevin settings (L = 2 from settings.json) and gamma = g0.
+    assert flat["langevin"]["L"] == 2 and flat["local_entropy"]["gamma"] == pytest.approx(flat["langevin"]["g0"])
+    assert flat["batch"] == 16 and flat["parameters"] > 100000  # LeNet: about 131 k weights
+
+
+def test_the_fixed_batch_loss_is_the_inference_mode_loss_of_those_images(run, tmp_path):
+    # A batch of all 48 training images is the test split itself (same images): its mean loss in
+    # inference mode must equal the test loss that the ordinary evaluation computes in batches of 8.
+    result, _ = flatness_json(run, tmp_path, "--flatness-batch", str(fx.TRAIN_SIZE))
+    assert result["flatness"]["train_loss"] == pytest.approx(result["test_loss"], rel=1e-5)
+
+
+def test_flatness_is_deterministic_with_a_seed_and_set_overrides_the_langevin_settings(run, measured, tmp_path):
+    first = measured[0]["flatness"]
+    assert flatness_json(run, tmp_path)[0]["flatness"] == first
+    other = flatness_json(run, tmp_path, "--seed", "1", "--set", "L=3")[0]["flatness"]
+    assert other["train_loss"] != first["train_loss"]  # another batch of 16 of the 48 images
+    assert other["langevin"]["L"] == 3
+
+
+def test_bad_flatness_flags_are_one_line_errors(run, capsys):
+    for extra in (["--hessian-k", "3", "--hessian-iters", "2"], ["--flatness-batch", "0"], ["--set", "L=0"]):
+        with pytest.raises(SystemExit) as e:
+            evaluate.main([str(run[0]), "--data-dir", str(run[1]), "--flatness"] + extra)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("evaluate.py: error:") and err.count("\n") == 1

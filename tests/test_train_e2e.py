@@ -300,3 +300,23 @@ def test_data_and_run_problems_are_one_line_errors(tmp_path, data_dir, capsys, m
     assert fx.run_main(args + ["-n", "early"]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "train.py: interrupted; checkpoints saved before now are kept"
+
+
+def test_evaluate_reestimates_entropy_sgd_batch_norm_at_x(tmp_path, data_dir, capsys):
+    """A checkpoint saved between evaluations holds statistics collected at the Langevin iterates x':
+    evaluate.py re-estimates them at x first, as train.py does, whatever the checkpoint holds."""
+    # one evaluation, at the last step: its re-estimation reads the first batches of the BN stream,
+    # as evaluate.py's does
+    args = train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "--max-steps", "2", "-n", "e",
+                      "--set", "eval_every=100", *EXACT)
+    assert fx.run_main(args) == 0
+    final = [l for l in capsys.readouterr().err.splitlines() if l.startswith("eval step 2")][0]
+    prefix = str(tmp_path / "ckpt" / "e" / "model-2")
+    moving = {k: v for k, v in fx.checkpoint_values(prefix).items() if k.endswith(("moving_mean", "moving_variance"))}
+    assert moving
+    # what x' statistics could be: anything but the statistics at x
+    fx.set_checkpoint_values(prefix, {k: v + 3.0 for k, v in moving.items()})
+    assert evaluate.main([prefix, "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert final.split("test loss ")[1].split()[0] == out.split("test loss ")[1].split()[0]
+    assert final.split("acc ")[1].split()[0] == out.split("accuracy ")[1].split()[0]

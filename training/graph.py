@@ -73,6 +73,19 @@ def _train_iterator(record_dir, s, seed):
     return tf.data.make_initializable_iterator(ds), start
 
 
+def bn_reestimation(model_fn, record_dir, s, num_classes, moving_vars):
+    """Return the batch-norm re-estimation pass at x (training.bn) for an Entropy-SGD run with
+    ``bn_reestimate`` on, with ``init``/``start_batch`` of its own training stream (seed + 1); else None."""
+    if s.optimizer != "entropy-sgd" or not s.bn_reestimate or not moving_vars:
+        return None
+    bn_it, bn_start = _train_iterator(record_dir, s, s.seed + 1)
+    bn = BatchNormReestimator(bn_it.get_next()[0],
+                              lambda x: model_fn(x, True, num_classes, s, use_dropout=False),
+                              moving_vars, BN_DECAY)
+    bn.init, bn.start_batch = bn_it.initializer, bn_start
+    return bn
+
+
 def build(s, info, record_dir, run_dir):
     """Build the graph for settings ``s`` on dataset ``info`` (records in ``record_dir``); return its handles.
 
@@ -114,13 +127,7 @@ def build(s, info, record_dir, run_dir):
     if s.optimizer == "entropy-sgd":
         fetches.update(opt.stats)
 
-    bn = None
-    if s.optimizer == "entropy-sgd" and s.bn_reestimate and moving_vars:
-        bn_it, bn_start = _train_iterator(record_dir, s, s.seed + 1)
-        bn = BatchNormReestimator(bn_it.get_next()[0],
-                                  lambda x: model_fn(x, True, info.num_classes, s, use_dropout=False),
-                                  moving_vars, BN_DECAY)
-        bn.init, bn.start_batch = bn_it.initializer, bn_start
+    bn = bn_reestimation(model_fn, record_dir, s, info.num_classes, moving_vars)
 
     best_accuracy = tf.get_variable("best_test_accuracy", [], initializer=tf.constant_initializer(-1.0),
                                     trainable=False)

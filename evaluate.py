@@ -102,9 +102,8 @@ def evaluate_checkpoint(prefix, s, record_dir):
         bn = graph.bn_reestimation(model_fn, record_dir, s, info.num_classes, moving_vars)
         with tf.Session() as sess:
             checkpoints.restore_subset(sess, prefix, model_vars)
-            if bn is not None:
-                sess.run([tf.local_variables_initializer(), bn.init], {bn.start_batch: 0})
-                bn.run(sess, s.bn_reestimate_batches)
+            sess.run(tf.local_variables_initializer())
+            reestimate_batch_norm(sess, bn, s.bn_reestimate_batches)
             return evaluation.evaluate(sess, test)
 
 
@@ -133,15 +132,26 @@ def build_flatness(s, record_dir, batch_size, seed):
     loss = loss_fn()
     model_vars = [v for v in tf.global_variables() if v not in known]
     weights = [v for v in model_vars if v in set(tf.trainable_variables())]
+    # the same batch-norm statistics as the test metrics: re-estimated at x for Entropy-SGD runs
+    bn = graph.bn_reestimation(model_fn, record_dir, s, info.num_classes,
+                               [v for v in model_vars if v not in weights])
     hvp = build_hvp(loss, weights)
     probe = build_local_entropy(loss_fn, weights, L=s.L, gamma=s.g0, langevin_lr=s.langevin_lr,
                                 epsilon=s.epsilon, mu_decay=s.mu_decay, momentum=s.momentum,
                                 nesterov=s.nesterov, weight_decay=0.0)
     return types.SimpleNamespace(batch=batch, images=images, labels=labels, loss=loss, hvp=hvp, probe=probe,
-                                 init=tf.variables_initializer(probe.variables), saver=tf.train.Saver(model_vars))
+                                 bn=bn, init=tf.variables_initializer(probe.variables + tf.local_variables()),
+                                 saver=tf.train.Saver(model_vars))
 
 
-def run_flatness(sess, f, prefix, k, iters, seed):
+def reestimate_batch_norm(sess, bn, batches):
+    """Set the moving statistics to their mean over ``batches`` training batches at x (when ``bn``)."""
+    if bn is not None:
+        sess.run(bn.init, {bn.start_batch: 0})
+        bn.run(sess, batches)
+
+
+def run_flatness(sess, f, prefix, k, iters, seed, bn_batches):
     """Restore the model variables of ``prefix`` into the graph of ``build_flatness`` and measure.
 
     Returns {``train_loss``: f(x) on the batch, ``hessian_top``: the k largest Hessian eigenvalues,
@@ -150,6 +160,7 @@ def run_flatness(sess, f, prefix, k, iters, seed):
     """
     sess.run(f.init)
     f.saver.restore(sess, prefix)
+    reestimate_batch_norm(sess, f.bn, bn_batches)
     images, labels = sess.run(f.batch)
     feed = {f.images: images, f.labels: labels}
     eigenvalues = top_eigenvalues(sess, f.hvp, k=k, iters=iters, seed=seed, feed_dict=feed)
@@ -164,7 +175,8 @@ def measure_flatness(prefix, s, record_dir, args):
         f = build_flatness(s, record_dir, args.flatness_batch, args.seed)
         flatness_graph.finalize()  # measuring adds no ops: any attempt is a bug, caught here
         with tf.Session() as sess:
-            results = run_flatness(sess, f, prefix, args.hessian_k, args.hessian_iters, args.seed)
+            results = run_flatness(sess, f, prefix, args.hessian_k, args.hessian_iters, args.seed,
+                                   s.bn_reestimate_batches)
     results.update(batch=args.flatness_batch, seed=args.seed, hessian_iters=args.hessian_iters,
                    parameters=f.hvp.dim, langevin={k: getattr(s, k) for k in LANGEVIN_KEYS})
     return results

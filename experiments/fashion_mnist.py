@@ -1,0 +1,248 @@
+"""Fashion-MNIST, LeNet: SGD with Nesterov momentum vs Entropy-SGD (L = 5, L = 20) at equal compute.
+
+    .venv/bin/python experiments/fashion_mnist.py [--epochs 3] [--seeds 1 2 3]
+
+Trains every configuration for the same number of *effective* epochs (gradient evaluations / 60000),
+for each seed, then draws the comparison (compare.py) and measures the flatness of every final model
+(evaluate.py --flatness). Stages are separate processes of the project's own programs; the commands and
+the wall time of each are logged. Rerunning skips what is complete and resumes (-rl) a run that was cut
+off, so the script can be stopped at any time.
+
+Outputs: experiments/results/ (committed: comparison.png, comparison.md, flatness.md, log.txt) and
+experiments/runs/ (not committed, see experiments/.gitignore: datasets, checkpoints, events, flatness
+JSONs, stage logs).
+
+Setup, as the Entropy-SGD paper's MNIST experiments: LeNet (the authors' mnistconv, batch norm and
+dropout 0.5), no augmentation, batch 128, 3 seeds. The budget (--epochs, default 3) is what a 2-core CPU
+affords for 9 runs in well under 45 minutes (33 min measured, on a shared machine), so the schedules are
+the published ones compressed to it:
+
+- momentum: lr 0.1, Nesterov 0.9, weight decay 5e-4, lr x0.2 at 60 % and 80 % of the budget (the
+  WRN recipe's shape, decays at 0.3/0.6/0.8 of 200 epochs, with the last two kept: a short budget
+  needs most of its steps at the high rate);
+- Entropy-SGD: the paper's MNIST/CIFAR settings: outer lr 1 (Nesterov 0.9), gamma0 = 0.03,
+  langevin_lr 0.1, epsilon 1e-4, mu_decay 0.75, weight decay 1e-3; outer lr x0.2 at the same
+  60 % / 80 % of the budget. Scoping: the paper's gamma1 = 1e-3 per outer step would move gamma by
+  only (1.001)^steps = +7 % (L = 20, 71 outer steps in 3 effective epochs) to +33 % (L = 5, 282
+  steps): hardly any scoping. With that gamma1 the paper's LeNet run (80 effective epochs at L = 20,
+  1875 outer steps) ends at gamma = 6.5 gamma0, so here gamma1 is set per L so that gamma grows the
+  same 6.5-fold over the run: gamma1 = 6.5^(1/steps) - 1 (in the run's settings.json).
+
+The flatness of each final model is measured identically for every configuration: top-3 Hessian
+eigenvalues of the training cross-entropy on one fixed batch of 1024 training images (20 Lanczos
+steps), and the local-entropy estimate with L = 20 and gamma = gamma0 = 0.03 (the same probe for all,
+so that ||x - mu|| compares like with like).
+"""
+import argparse
+import collections
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+from analysis.report import write_atomically  # noqa: E402
+from training.schedule import batches_per_step, steps_for_epochs  # noqa: E402
+
+RUNS = os.path.join(HERE, "runs")
+RESULTS = os.path.join(HERE, "results")
+DATA, CKPT, LOGS = os.path.join(RUNS, "datasets"), os.path.join(RUNS, "checkpoints"), os.path.join(RUNS, "tensorboard")
+FLATNESS, STAGE_LOGS = os.path.join(RUNS, "flatness"), os.path.join(RUNS, "logs")
+PYTHON = sys.executable
+
+TRAIN_SIZE, BATCH = 60000, 128
+DECAYS_AT = (0.6, 0.8)         # fractions of the budget where the learning rate is multiplied by 0.2
+# gamma_end / gamma_0 of the paper's LeNet run: gamma1 = 1e-3 over 80 effective epochs at L = 20.
+GAMMA_GROWTH = (1.0 + 1e-3) ** (80 * TRAIN_SIZE / (20 * BATCH))
+TRAIN_POINTS_PER_EPOCH = 25    # training-loss points logged per effective epoch, whatever L
+FLATNESS_FLAGS = ["--flatness", "--flatness-batch", "1024", "--hessian-k", "3", "--hessian-iters", "20",
+                  "--set", "L=20", "--seed", "0"]
+
+# configuration name -> (optimizer, L); L = 0 for the baseline.
+CONFIGS = collections.OrderedDict([("lenet-momentum", ("momentum", 0)),
+                                   ("lenet-esgd-L5", ("entropy-sgd", 5)),
+                                   ("lenet-esgd-L20", ("entropy-sgd", 20))])
+
+
+def outer_steps(L, epochs):
+    """Return the outer steps of a run of ``epochs`` effective epochs at L (0: one batch a step)."""
+    per_step = batches_per_step("entropy-sgd" if L else "momentum", L)
+    return steps_for_epochs(epochs, BATCH, per_step, TRAIN_SIZE)
+
+
+def scoping(L, epochs):
+    """Return gamma1 such that gamma grows GAMMA_GROWTH-fold over the run's outer steps."""
+    return GAMMA_GROWTH ** (1.0 / outer_steps(L, epochs)) - 1.0
+
+
+def train_flags(config, seed, epochs):
+    """Return the train.py arguments of one run (name ``CONFIG-seedN``, so compare.py groups the seeds)."""
+    optimizer, L = CONFIGS[config]
+    decays = ",".join("%g" % (f * epochs) for f in DECAYS_AT)
+    per_step = batches_per_step(optimizer, L)
+    flags = ["-d", "fashion-mnist", "-m", "lenet", "-opt", optimizer, "--epochs", "%g" % epochs,
+             "--seed", str(seed), "-n", "%s-seed%d" % (config, seed),
+             "--data-dir", DATA, "--checkpoint-dir", CKPT, "--logdir", LOGS,
+             "--set", "augment=false", "--set", "batch_size=%d" % BATCH, "--set", "eval_every=0.5",
+             "--set", "checkpoint_every=1",
+             "--set", "log_every=%d" % max(1, round(TRAIN_SIZE / (BATCH * per_step * TRAIN_POINTS_PER_EPOCH)))]
+    if optimizer == "momentum":
+        return flags + ["--set", "learning_rate=0.1", "--set", "momentum=0.9", "--set", "nesterov=true",
+                        "--set", "weight_decay=5e-4", "--set", "lr_decay=0.2", "--set", "lr_epochs=" + decays]
+    return flags + ["-L", str(L), "--set", "esgd_learning_rate=1", "--set", "esgd_lr_decay=0.2",
+                    "--set", "esgd_lr_epochs=" + decays, "--set", "g0=0.03", "--set", "g1=%.6g" % scoping(L, epochs),
+                    "--set", "langevin_lr=0.1", "--set", "epsilon=1e-4", "--set", "mu_decay=0.75",
+                    "--set", "esgd_weight_decay=1e-3"]
+
+
+class Log(object):
+    """The experiment's log: every command with its wall time and status, kept in results/log.txt."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lines = []
+        if os.path.exists(path):  # a rerun (resuming) appends to the log of the earlier attempts
+            with open(path) as f:
+                self.lines = f.read().splitlines()
+
+    def add(self, line):
+        """Append ``line`` (also printed) and rewrite the log file atomically."""
+        print(line, flush=True)
+        self.lines.append(line)
+        write_atomically(self.path, lambda f: f.write(("\n".join(self.lines) + "\n").encode("utf-8")))
+
+
+def run_stage(log, name, argv):
+    """Run ``python argv`` from the repository root, output to runs/logs/NAME.log; return its wall time.
+
+    Exits the script (status of the stage) when the stage fails: later stages need its outputs.
+    """
+    os.makedirs(STAGE_LOGS, exist_ok=True)
+    start = time.time()
+    with open(os.path.join(STAGE_LOGS, name + ".log"), "a") as out:
+        status = subprocess.call([PYTHON] + argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.time() - start
+    log.add("[%s] %-28s %7.1f s  status %d  $ python %s" % (time.strftime("%H:%M:%S"), name, seconds, status,
+                                                            " ".join(os.path.relpath(a, REPO) if a.startswith(REPO)
+                                                                     else a for a in argv)))
+    if status != 0:
+        sys.exit("stage %s failed with status %d: see %s" % (name, status, os.path.join(STAGE_LOGS, name + ".log")))
+    return seconds
+
+
+def checkpoint_step(run_dir):
+    """Return the global step of the newest checkpoint in ``run_dir`` (0 if there is none)."""
+    state = os.path.join(run_dir, "checkpoint")
+    if not os.path.exists(state):
+        return 0
+    with open(state) as f:
+        first = f.readline()  # model_checkpoint_path: "model-STEP"
+    return int(first.rsplit("-", 1)[1].strip().strip('"'))
+
+
+def train_all(log, seeds, epochs):
+    """Train every (seed, configuration) not yet complete, seed by seed; return {run name: seconds}."""
+    times = {}
+    for seed in seeds:
+        for config, (_, L) in CONFIGS.items():
+            name = "%s-seed%d" % (config, seed)
+            step = checkpoint_step(os.path.join(CKPT, name))
+            if step >= outer_steps(L, epochs):
+                log.add("[%s] %-28s complete, skipped" % (time.strftime("%H:%M:%S"), name))
+                continue
+            flags = train_flags(config, seed, epochs) + (["-rl"] if step else [])
+            times[name] = run_stage(log, name, ["train.py"] + flags)
+    return times
+
+
+def flatness_all(log, seeds):
+    """Run evaluate.py --flatness on every final model without a result yet; return {run: results}."""
+    os.makedirs(FLATNESS, exist_ok=True)
+    results = {}
+    for seed in seeds:
+        for config in CONFIGS:
+            name = "%s-seed%d" % (config, seed)
+            path = os.path.join(FLATNESS, name + ".json")
+            if not os.path.exists(path):
+                run_stage(log, "flatness-" + name, ["evaluate.py", os.path.join(CKPT, name), "--json", path]
+                          + FLATNESS_FLAGS)
+            with open(path) as f:
+                results[name] = json.load(f)
+    return results
+
+
+def _cell(values, digits, sign=False):
+    """Return 'mean ± std' of ``values`` with ``digits`` decimals (sample std; one value: the value alone);
+    ``sign`` puts an explicit sign on the mean."""
+    values = np.asarray(values, np.float64)
+    mean = ("%+.*f" if sign else "%.*f") % (digits, values.mean())
+    return mean if len(values) == 1 else "%s ± %.*f" % (mean, digits, values.std(ddof=1))
+
+
+def flatness_table(results, seeds):
+    """Return the Markdown flatness table: one row per configuration, mean ± std over ``seeds``."""
+    lines = ["| configuration | seeds | test error (%) | train loss f(x) | Hessian λ1 | λ2 | λ3 "
+             "| ‖x − μ‖ | mean Langevin loss − f(x) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for config in CONFIGS:
+        rows = [results["%s-seed%d" % (config, seed)] for seed in seeds]
+        flat = [r["flatness"] for r in rows]
+        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            config, len(rows), _cell([100 * r["test_error"] for r in rows], 2),
+            _cell([f["train_loss"] for f in flat], 4),
+            *[_cell([f["hessian_top"][i] for f in flat], 2) for i in range(3)],
+            _cell([f["local_entropy"]["x_mu_norm"] for f in flat], 3),
+            _cell([f["local_entropy"]["inner_loss"] - f["train_loss"] for f in flat], 4, sign=True)))
+    return "\n".join(lines) + "\n"
+
+
+def machine():
+    """Return a one-line description of this machine (CPU model, cores, Python and TensorFlow versions)."""
+    model = "unknown CPU"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
+    tf_version = subprocess.run([PYTHON, "-c", "import tensorflow as t; print(t.__version__)"],
+                                capture_output=True, text=True).stdout.strip()
+    return "%s, %d cores, no GPU; Python %s, TensorFlow %s" % (model, os.cpu_count(), platform.python_version(),
+                                                              tf_version)
+
+
+def parse_args(argv):
+    """Return the command line: the budget in effective epochs and the seeds."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=float, default=3.0, help="effective epochs per run (default %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    """Run every stage (train, compare, flatness) and write experiments/results/; returns 0."""
+    args = parse_args(argv)
+    os.makedirs(RESULTS, exist_ok=True)
+    log = Log(os.path.join(RESULTS, "log.txt"))
+    log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), machine()))
+    log.add("# python experiments/fashion_mnist.py --epochs %g --seeds %s"
+            % (args.epochs, " ".join(map(str, args.seeds))))
+    start = time.time()
+    run_stage(log, "prepare-data", ["-m", "data", "--dataset", "fashion-mnist", "--data-dir", DATA])
+    train_all(log, args.seeds, args.epochs)
+    runs = [os.path.join(LOGS, "%s-seed%d" % (c, s)) for s in args.seeds for c in CONFIGS]
+    run_stage(log, "compare", ["compare.py"] + runs + ["--out", os.path.join(RESULTS, "comparison.png"),
+                                                       "--table", os.path.join(RESULTS, "comparison.md")])
+    table = flatness_table(flatness_all(log, args.seeds), args.seeds)
+    write_atomically(os.path.join(RESULTS, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
+    log.add("# total %.1f min" % ((time.time() - start) / 60.0))
+    print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,16 @@ so that langevin_lr = 0 is not a division by zero.
 
 During the loop the model's variables hold x' (so ``loss_fn`` needs no knowledge of the optimizer);
 the anchor x is kept in a slot and written back by the outer update, so x' never leaks out of a step.
+
+Fused inner step (``fused=True``, the default): the element-wise work of a Langevin step (weight decay,
+momentum, coupling, noise, the x' and mu updates) runs once on all variables concatenated into one
+vector, instead of about ten small ops per variable, then is split back. Same arithmetic, same slots.
+
+Mixed precision: with a ``loss_scale`` (``tf.compat.v1.mixed_precision.DynamicLossScale``) every gradient,
+inner ones included, is of the scaled loss and is unscaled in float32. An inner gradient that overflows
+is replaced by zeros for the rest of its inner step; an outer step in which any gradient overflowed
+writes back the anchor x and the old momentum (the step is skipped, counted in ``skipped_steps``) and
+lowers the scale. All Entropy-SGD arithmetic is float32 whatever the model computes in.
 """
 import math
 import numbers
@@ -28,7 +38,7 @@ from tfcompat import tf
 
 # Slot names: the parameter-sized buffers this optimizer keeps per variable.
 ANCHOR, MU, LANGEVIN_MOMENTUM, MOMENTUM = "anchor", "mu", "langevin_momentum", "momentum"
-OUTER_STEP = "outer_step"
+OUTER_STEP, SKIPPED_STEPS = "outer_step", "skipped_steps"
 
 
 def _check_rate(name, value):
@@ -43,22 +53,41 @@ def _global_norm(tensors):
     return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors]))
 
 
+def _all_finite(tensors):
+    return tf.reduce_all([tf.reduce_all(tf.is_finite(t)) for t in tensors])
+
+
+def _flat(tensors):
+    """One float32 vector of ``tensors`` concatenated (a single tensor is only reshaped)."""
+    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0) if len(tensors) > 1 \
+        else tf.reshape(tensors[0], [-1])
+
+
+def _unflat(vector, like):
+    """Split ``vector`` back into tensors shaped like the variables ``like``."""
+    sizes = [v.shape.num_elements() for v in like]
+    parts = tf.split(vector, sizes) if len(like) > 1 else [vector]
+    return [tf.reshape(p, v.shape) for p, v in zip(parts, like)]
+
+
 class EntropySGD(tf.train.Optimizer):
     """Entropy-SGD whose L Langevin steps run inside the graph: one ``session.run`` is one outer step.
 
-    ``loss_fn`` is a zero-argument callable that builds the scalar minibatch loss on a fresh batch; it is
-    called inside a ``tf.while_loop`` for the inner steps 2..L (step 1 uses the loss given to ``minimize``),
-    so one outer step costs exactly L forward/backward passes. ``UPDATE_OPS`` that ``loss_fn`` creates
-    (batch-norm moving statistics) run in each inner step.
+    ``loss_fn`` is a zero-argument callable that builds the scalar minibatch loss on a fresh batch, or a
+    list of such losses, one per device (data-parallel towers: their gradients are averaged); it is
+    called inside a ``tf.while_loop`` for the inner steps 2..L (step 1 uses the loss given to ``minimize``,
+    which may be a list of tower losses too), so one outer step costs exactly L forward/backward passes.
+    ``UPDATE_OPS`` that ``loss_fn`` creates (batch-norm moving statistics) run in each inner step.
 
     After ``apply_gradients``, ``self.stats`` maps names to scalar tensors of the step, to fetch in the same
     ``session.run``: ``gamma``; for L >= 1 also ``inner_loss`` (mean of the inner losses), ``x_mu_norm``
-    (||x - mu||, the local-entropy gradient) and ``x_xprime_norm`` (||x - x'|| after the loop).
+    (||x - mu||, the local-entropy gradient) and ``x_xprime_norm`` (||x - x'|| after the loop); with a
+    ``loss_scale`` also ``loss_scale`` and ``skipped_steps`` (outer steps skipped for overflow so far).
     """
 
     def __init__(self, loss_fn, learning_rate, L=20, gamma=0.03, scoping=1e-3, langevin_lr=0.1,
                  epsilon=1e-4, mu_decay=0.75, momentum=0.9, nesterov=True, weight_decay=0.0,
-                 use_locking=False, name="EntropySGD"):
+                 fused=True, loss_scale=None, use_locking=False, name="EntropySGD"):
         if isinstance(L, bool) or not isinstance(L, numbers.Integral) or L < 0:
             raise ValueError("L must be an integer >= 0, got %r" % (L,))
         for arg, value in (("learning_rate", learning_rate), ("gamma", gamma), ("scoping", scoping),
@@ -76,15 +105,41 @@ class EntropySGD(tf.train.Optimizer):
                            langevin_lr=langevin_lr, epsilon=epsilon, mu_decay=mu_decay,
                            momentum=momentum, weight_decay=weight_decay)
         self._nesterov = bool(nesterov)
+        self._fused = bool(fused)
+        self._loss_scale = loss_scale
         self._first_loss = None
         self.stats = {}
 
-    # ----- bookkeeping of tf.train.Optimizer ---------------------------------------------------------
+    # ----- gradients -----------------------------------------------------------------------------------
 
     def compute_gradients(self, loss, var_list=None, **kwargs):
-        """As the base class; also remembers ``loss`` as the first inner loss, for ``stats['inner_loss']``."""
-        self._first_loss = loss
-        return super(EntropySGD, self).compute_gradients(loss, var_list=var_list, **kwargs)
+        """Gradients of ``loss`` (a scalar, or a list of tower losses: their mean) w.r.t. ``var_list``
+        (default: the trainable variables), of the scaled loss and unscaled when there is a loss scale.
+        Also remembers the (mean) loss as the first inner loss, for ``stats['inner_loss']``."""
+        if var_list is None:
+            var_list = tf.trainable_variables() + tf.get_collection(tf.GraphKeys.TRAINABLE_RESOURCE_VARIABLES)
+        var_list = list(var_list)
+        self._first_loss, grads = self._gradients(loss, var_list)
+        return list(zip(grads, var_list))
+
+    def _gradients(self, loss, var_list):
+        """Return (mean loss, gradients) of a loss or list of tower losses; gradients are averaged over
+        towers (each computed on its tower's device) and unscaled by the loss scale."""
+        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+        scale = self._loss_scale() if self._loss_scale is not None else None
+        per_tower = [tf.gradients(l * tf.cast(scale, l.dtype) if scale is not None else l, var_list,
+                                  colocate_gradients_with_ops=True) for l in losses]
+        grads = []
+        for v, tower_grads in zip(var_list, zip(*per_tower)):
+            if any(g is None for g in tower_grads):
+                grads.append(None)
+                continue
+            g = tower_grads[0] if len(losses) == 1 else tf.add_n(list(tower_grads)) / float(len(losses))
+            grads.append(g / scale if scale is not None else g)
+        mean = losses[0] if len(losses) == 1 else tf.add_n(losses) / float(len(losses))
+        return mean, grads
+
+    # ----- bookkeeping of tf.train.Optimizer ---------------------------------------------------------
 
     def _create_slots(self, var_list):
         slots = (MOMENTUM,) if self._L == 0 else (ANCHOR, MU, LANGEVIN_MOMENTUM, MOMENTUM)
@@ -92,6 +147,8 @@ class EntropySGD(tf.train.Optimizer):
             for slot in slots:
                 self._zeros_slot(v, slot, self._name)
         self._create_non_slot_variable(initial_value=0.0, name=OUTER_STEP, colocate_with=var_list[0])
+        if self._loss_scale is not None:
+            self._create_non_slot_variable(initial_value=0.0, name=SKIPPED_STEPS, colocate_with=var_list[0])
 
     def _prepare(self):
         self._t = {k: tf.convert_to_tensor(v, dtype=tf.float32, name=k) for k, v in self._hyper.items()}
@@ -122,7 +179,7 @@ class EntropySGD(tf.train.Optimizer):
             gamma = tf.multiply(self._t["gamma"], tf.pow(1.0 + self._t["scoping"], k.read_value()), name="gamma")
             self.stats = {"gamma": gamma}
             if self._L == 0:
-                outer = self._outer_update(var_list, grads)
+                outer = self._outer_update(var_list, grads, finite=self._finite(grads))
             else:
                 outer = self._entropy_step(var_list, grads, gamma)
             with tf.control_dependencies([outer, gamma]):
@@ -131,21 +188,29 @@ class EntropySGD(tf.train.Optimizer):
                     finish.append(tf.assign_add(global_step, 1).op)
             return tf.group(*finish, name="step")
 
+    def _finite(self, grads):
+        """True when every gradient is finite; None (no check at all) without a loss scale."""
+        return _all_finite(grads) if self._loss_scale is not None else None
+
     def _entropy_step(self, var_list, grads, gamma):
         """Langevin loop from x, then the outer update toward mu; returns the op of the outer update."""
         with tf.control_dependencies(self._start_outer_step(var_list)):
-            first = self._langevin_step(var_list, grads, gamma)
+            anchors = [self.get_slot(v, ANCHOR).read_value() for v in var_list]
+            # x is fixed during the loop: one read (and, fused, one concatenation) serves every inner step
+            anchor_flat = _flat(anchors) if self._fused else None
+            first, finite = self._langevin_step(var_list, grads, gamma, anchors, anchor_flat)
         with tf.control_dependencies([first]):
             if self._L == 1:  # no loop: building its body would call loss_fn for nothing
                 loss_sum = tf.constant(0.0)
             else:
-                _, loss_sum = tf.while_loop(
-                    lambda i, _: i < self._L,
-                    lambda i, s: self._loop_body(i, s, var_list, gamma),
-                    [tf.constant(1), tf.constant(0.0)], parallel_iterations=1, back_prop=False,
-                    name="langevin")
+                state = [tf.constant(1), tf.constant(0.0)] + ([finite] if finite is not None else [])
+                state = tf.while_loop(
+                    lambda i, *_: i < self._L,
+                    lambda i, s, *f: self._loop_body(i, s, f, var_list, gamma, anchors, anchor_flat),
+                    state, parallel_iterations=1, back_prop=False, name="langevin")
+                loss_sum = state[1]
+                finite = state[2] if finite is not None else None
         with tf.control_dependencies([loss_sum]):
-            anchors = [self.get_slot(v, ANCHOR).read_value() for v in var_list]
             mus = [self.get_slot(v, MU).read_value() for v in var_list]
             x_prime = [v.read_value() for v in var_list]
         losses = self._L - 1
@@ -158,7 +223,12 @@ class EntropySGD(tf.train.Optimizer):
         self.stats["x_xprime_norm"] = tf.identity(
             _global_norm([x - xp for x, xp in zip(anchors, x_prime)]), name="x_xprime_norm")
         with tf.control_dependencies(x_prime + list(self.stats.values())):
-            return self._outer_update(var_list, [x - m for x, m in zip(anchors, mus)], anchors)
+            return self._outer_update(var_list, self._outer_directions(var_list, anchors, mus, gamma), anchors,
+                                      finite)
+
+    def _outer_directions(self, var_list, anchors, mus, gamma):
+        """The outer step's direction per variable, before weight decay and momentum: x - mu."""
+        return [x - m for x, m in zip(anchors, mus)]
 
     def _start_outer_step(self, var_list):
         """x <- x (saved as the anchor), mu <- x, m' <- 0: returns the assign ops."""
@@ -171,55 +241,100 @@ class EntropySGD(tf.train.Optimizer):
             ops.append(m.assign(tf.zeros_like(x), use_locking=self._use_locking).op)
         return ops
 
-    def _loop_body(self, i, loss_sum, var_list, gamma):
-        """Inner steps 2..L: a fresh loss at x' (its UPDATE_OPS run here), then a Langevin step."""
+    def _loop_body(self, i, loss_sum, finite, var_list, gamma, anchors, anchor_flat):
+        """Inner steps 2..L: a fresh loss at x' (its UPDATE_OPS run here), then a Langevin step.
+        ``finite`` is () without a loss scale, else (whether every gradient so far was finite,)."""
         updates = tf.get_collection_ref(tf.GraphKeys.UPDATE_OPS)
         known = len(updates)
         # Reads of x' and the next batch wait for this iteration to start, i.e. for the last step's writes.
         with tf.control_dependencies([i]):
-            loss = tf.cast(self._loss_fn(), tf.float32)
+            loss = self._loss_fn()
             # Ops made inside the loop cannot be run from outside it: take them out of the collection.
             loop_updates = updates[known:]
             del updates[known:]
-            grads = tf.gradients(loss, var_list)
+            loss, grads = self._gradients(loss, var_list)
             missing = [v.name for g, v in zip(grads, var_list) if g is None]
             if missing:
                 raise ValueError("loss_fn() does not depend on variables being optimised: %s" % missing)
-            step = self._langevin_step(var_list, grads, gamma)
+            step, step_finite = self._langevin_step(var_list, grads, gamma, anchors, anchor_flat)
         with tf.control_dependencies([step] + loop_updates):
-            return i + 1, loss_sum + loss
+            state = (i + 1, loss_sum + tf.cast(loss, tf.float32))
+            return state + ((tf.logical_and(finite[0], step_finite),) if finite else ())
 
-    def _langevin_step(self, var_list, grads, gamma):
-        """One SGLD step of every x' (the variables themselves) and of mu; returns their grouped op."""
-        t = self._t
-        noise_scale = t["epsilon"] * tf.sqrt(2.0 * t["langevin_lr"])
+    def _langevin_step(self, var_list, grads, gamma, anchors, anchor_flat):
+        """One SGLD step of every x' (the variables themselves) and of mu.
+
+        Returns (grouped op, whether the gradients were finite or None without a loss scale). Gradients
+        that overflowed are replaced by zeros, so x' and mu stay finite in a step that will be skipped.
+        """
+        finite = self._finite(grads)
+        if finite is not None:
+            grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+        if self._fused:
+            return self._fused_langevin_step(var_list, grads, gamma, anchor_flat), finite
         ops = []
-        for v, g in zip(var_list, grads):
-            x_prime = v.read_value()
-            g = g + t["weight_decay"] * x_prime
-            m = self.get_slot(v, LANGEVIN_MOMENTUM)
-            g = self._momentum(m, g)
-            g = g - gamma * (self.get_slot(v, ANCHOR).read_value() - x_prime)
-            new_x_prime = (x_prime - t["langevin_lr"] * g
-                           - noise_scale * tf.random.normal(tf.shape(x_prime), dtype=x_prime.dtype))
-            mu = self.get_slot(v, MU)
-            ops.append(v.assign(new_x_prime, use_locking=self._use_locking).op)
-            ops.append(mu.assign(t["mu_decay"] * mu.read_value() + (1.0 - t["mu_decay"]) * new_x_prime,
-                                 use_locking=self._use_locking).op)
+        for v, g, x in zip(var_list, grads, anchors):
+            m, mu = self.get_slot(v, LANGEVIN_MOMENTUM), self.get_slot(v, MU)
+            new_x_prime, m_new, mu_new = self._sgld(v.read_value(), g, x, m.read_value(), mu.read_value(), gamma)
+            ops += self._assign_all([v, m, mu], [new_x_prime, m_new, mu_new])
+        return tf.group(*ops), finite
+
+    def _fused_langevin_step(self, var_list, grads, gamma, anchor_flat):
+        """The SGLD step on all variables at once: concatenate, one pass of element-wise ops, split back."""
+        momenta = [self.get_slot(v, LANGEVIN_MOMENTUM) for v in var_list]
+        mus = [self.get_slot(v, MU) for v in var_list]
+        new = self._sgld(_flat([v.read_value() for v in var_list]), _flat(grads), anchor_flat,
+                         _flat([m.read_value() for m in momenta]), _flat([mu.read_value() for mu in mus]), gamma)
+        ops = []
+        for targets, vector in zip((var_list, momenta, mus), new):
+            ops += self._assign_all(targets, _unflat(vector, var_list))
         return tf.group(*ops)
 
-    def _outer_update(self, var_list, directions, anchors=None):
-        """x <- x - lr * momentum(d + weight_decay * x); with anchors=None x is the variable's value."""
+    def _sgld(self, x_prime, g, x, m, mu, gamma):
+        """The arithmetic of one Langevin step on matching tensors; returns (x', m', mu) after it."""
+        t = self._t
+        g = g + t["weight_decay"] * x_prime
+        m = t["momentum"] * m + g
+        g = g + t["momentum"] * m if self._nesterov else m
+        g = g - gamma * (x - x_prime)
+        noise = t["epsilon"] * tf.sqrt(2.0 * t["langevin_lr"]) * tf.random.normal(tf.shape(x_prime))
+        x_prime = x_prime - t["langevin_lr"] * g - noise
+        return x_prime, m, t["mu_decay"] * mu + (1.0 - t["mu_decay"]) * x_prime
+
+    def _assign_all(self, variables, values):
+        return [v.assign(value, use_locking=self._use_locking).op for v, value in zip(variables, values)]
+
+    def _outer_update(self, var_list, directions, anchors=None, finite=None):
+        """x <- x - lr * momentum(d + weight_decay * x); with anchors=None x is the variable's value.
+
+        With a loss scale, ``finite`` says whether every gradient of the step was finite: if not, x and
+        the momentum keep their values from before the step, the skipped-step counter grows and the loss
+        scale is lowered (and raised after enough finite steps), all by the loss scale's own rule.
+        """
         t = self._t
         ops = []
         for i, (v, d) in enumerate(zip(var_list, directions)):
             x = v.read_value() if anchors is None else anchors[i]
-            d = self._momentum(self.get_slot(v, MOMENTUM), d + t["weight_decay"] * x)
-            ops.append(v.assign(x - t["learning_rate"] * d, use_locking=self._use_locking).op)
+            slot = self.get_slot(v, MOMENTUM)
+            m_old = slot.read_value()
+            d = d + t["weight_decay"] * x
+            m_new = t["momentum"] * m_old + d
+            d = d + t["momentum"] * m_new if self._nesterov else m_new
+            x_new = x - t["learning_rate"] * d
+            if finite is not None:
+                x_new, m_new = tf.where(finite, x_new, x), tf.where(finite, m_new, m_old)
+            ops += self._assign_all([slot, v], [m_new, x_new])
+        if finite is not None:
+            ops += self._loss_scale_update(finite)
         return tf.group(*ops)
 
-    def _momentum(self, slot, g):
-        """m <- momentum * m + g; returns g + momentum * m (Nesterov) or m. The slot write comes first."""
-        m_new = self._t["momentum"] * slot.read_value() + g
-        with tf.control_dependencies([slot.assign(m_new, use_locking=self._use_locking)]):
-            return tf.identity(g + self._t["momentum"] * m_new if self._nesterov else m_new)
+    def _loss_scale_update(self, finite):
+        """Ops that count a skipped step and let the loss scale react to ``finite``; adds the stats."""
+        skipped = self._get_non_slot_variable(SKIPPED_STEPS, graph=tf.get_default_graph())
+        # The loss scale's rule reads finiteness from tensors: a zero, or an infinity for an overflow.
+        update, _ = self._loss_scale.update([tf.where(finite, 0.0, float("inf"))])
+        count = skipped.assign_add(1.0 - tf.cast(finite, tf.float32), use_locking=self._use_locking)
+        with tf.control_dependencies([update]):  # the scale the next step will use
+            self.stats["loss_scale"] = tf.identity(self._loss_scale(), name="loss_scale")
+        self.stats["skipped_steps"] = tf.identity(count, name="skipped_steps")
+        return [update, count.op, self.stats["loss_scale"].op]

@@ -1,112 +1,14 @@
-"""EntropySGD against an independent NumPy transcription of the algorithm (issue 3's pseudocode).
-
-The reference below is written from the published update, not from the optimizer's code: float64,
-explicit loops, hand-derived gradients of the two test models.
-"""
+"""EntropySGD against an independent NumPy transcription of the algorithm (issue 3's pseudocode,
+in esgd_reference.py: float64, explicit loops, hand-derived gradients of the two test models), on the
+fused and the per-variable inner step; plus the optimizer's contract (batches, update ops, stats, noise,
+checkpoints, errors)."""
 import numpy as np
 import pytest
 
+from esgd_reference import (N_BATCHES, build_tf_model, init_params, linear_grads, make_data,
+                            reference_entropy_sgd, two_layer_grads)
 from optimizers import EntropySGD
 from tfcompat import tf
-
-BATCH, DIM, CLASSES, HIDDEN = 8, 6, 3, 5
-N_BATCHES = 64
-
-
-# ----- NumPy side -----------------------------------------------------------------------------------
-
-def softmax_xent_grad(logits, labels):
-    """Mean cross-entropy of a batch and its gradient with respect to the logits."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    onehot = np.eye(logits.shape[1])[labels]
-    loss = -np.mean(np.log(p[np.arange(len(labels)), labels]))
-    return loss, (p - onehot) / len(labels)
-
-
-def linear_grads(params, batch):
-    """Softmax regression: logits = X W + b."""
-    (w, b), (x, y) = params, batch
-    _, dz = softmax_xent_grad(x @ w + b, y)
-    return [x.T @ dz, dz.sum(axis=0)]
-
-
-def two_layer_grads(params, batch):
-    """logits = tanh(X W1 + b1) W2 + b2, backpropagated by hand."""
-    (w1, b1, w2, b2), (x, y) = params, batch
-    h = np.tanh(x @ w1 + b1)
-    _, dz = softmax_xent_grad(h @ w2 + b2, y)
-    dh = (dz @ w2.T) * (1.0 - h ** 2)
-    return [x.T @ dh, dh.sum(axis=0), h.T @ dz, dz.sum(axis=0)]
-
-
-def reference_entropy_sgd(params, batches, grad_fn, steps, learning_rate, L, gamma, scoping, langevin_lr, mu_decay,
-                          momentum, nesterov, weight_decay):
-    """Issue 3's pseudocode with epsilon = 0, in float64; returns the weights after `steps` outer steps."""
-    x = [p.astype(np.float64) for p in params]
-    m = [np.zeros_like(p) for p in x]
-    stream = iter(batches)
-
-    def with_momentum(buf, g):
-        buf *= momentum
-        buf += g
-        return g + momentum * buf if nesterov else buf.copy()
-
-    for k in range(steps):
-        g_k = gamma * (1.0 + scoping) ** k
-        if L == 0:
-            d = grad_fn(x, next(stream))
-        else:
-            xp = [p.copy() for p in x]
-            mu = [p.copy() for p in x]
-            mp = [np.zeros_like(p) for p in x]
-            for _ in range(L):
-                g = grad_fn(xp, next(stream))
-                for j in range(len(x)):
-                    gj = with_momentum(mp[j], g[j] + weight_decay * xp[j])
-                    gj = gj - g_k * (x[j] - xp[j])
-                    xp[j] = xp[j] - langevin_lr * gj
-                    mu[j] = mu_decay * mu[j] + (1.0 - mu_decay) * xp[j]
-            d = [x[j] - mu[j] for j in range(len(x))]
-        for j in range(len(x)):
-            dj = with_momentum(m[j], d[j] + weight_decay * x[j])
-            x[j] = x[j] - learning_rate * dj
-    return x
-
-
-# ----- TF side --------------------------------------------------------------------------------------
-
-def make_data(seed=0):
-    rng = np.random.RandomState(seed)
-    xs = rng.randn(N_BATCHES, BATCH, DIM).astype(np.float32)
-    ys = rng.randint(0, CLASSES, size=(N_BATCHES, BATCH)).astype(np.int32)
-    return xs, ys
-
-
-def init_params(model, seed=1):
-    rng = np.random.RandomState(seed)
-    if model == "linear":
-        shapes = [(DIM, CLASSES), (CLASSES,)]
-    else:
-        shapes = [(DIM, HIDDEN), (HIDDEN,), (HIDDEN, CLASSES), (CLASSES,)]
-    return [(0.5 * rng.randn(*s)).astype(np.float32) for s in shapes]
-
-
-def build_tf_model(model, params, xs, ys, skip_batches=0):
-    """Variables set to `params`, an iterator over the fixed batches (no shuffle), and loss_fn."""
-    ds = tf.data.Dataset.from_tensor_slices((xs, ys)).repeat().skip(skip_batches)
-    it = tf.data.make_one_shot_iterator(ds)
-    vs = [tf.get_variable("p%d" % i, initializer=tf.constant(p)) for i, p in enumerate(params)]
-
-    def loss_fn():
-        x, y = it.get_next()
-        if model == "linear":
-            logits = tf.matmul(x, vs[0]) + vs[1]
-        else:
-            logits = tf.matmul(tf.tanh(tf.matmul(x, vs[0]) + vs[1]), vs[2]) + vs[3]
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-
-    return vs, loss_fn, it
 
 
 def run_tf(model, params, xs, ys, steps, tensor_hyper=False, **hyper):
@@ -138,8 +40,9 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
 @pytest.mark.parametrize("model,L,momentum,nesterov,weight_decay,scoping", CASES)
-def test_matches_numpy_reference(model, L, momentum, nesterov, weight_decay, scoping):
+def test_matches_numpy_reference(model, L, momentum, nesterov, weight_decay, scoping, fused):
     xs, ys = make_data()
     params = init_params(model)
     hyper = dict(learning_rate=0.5, L=L, gamma=0.3, scoping=scoping, langevin_lr=0.2, mu_decay=0.75,
@@ -148,7 +51,7 @@ def test_matches_numpy_reference(model, L, momentum, nesterov, weight_decay, sco
     grad_fn = linear_grads if model == "linear" else two_layer_grads
     batches = [(xs[i % N_BATCHES].astype(np.float64), ys[i % N_BATCHES]) for i in range(steps * max(L, 1))]
     expected = reference_entropy_sgd(params, batches, grad_fn, steps, **hyper)
-    got = run_tf(model, params, xs, ys, steps, epsilon=0.0, **hyper)
+    got = run_tf(model, params, xs, ys, steps, epsilon=0.0, fused=fused, **hyper)
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
     # the run moved the weights: the comparison is not between two copies of the start

@@ -5,7 +5,7 @@ every trainable variable, and the batch-norm moving-average updates, on a fixed 
 in a constant (so no input pipeline is timed). Prints one line per model; compare runs only on
 the same machine.
 
-    .venv/bin/python bench/models.py [--batch 32] [--iters 5] [--models wrn,allcnn,lenet]
+    .venv/bin/python bench/models.py [--batch 32] [--iters 5] [--models wrn,allcnn,lenet] [--precision bf16]
 """
 import argparse
 import os
@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models import MODEL_NAMES, get_model  # noqa: E402
+from models.layers import PRECISIONS  # noqa: E402
 from tfcompat import tf  # noqa: E402
 
 # The image each family is meant for: CIFAR for WRN and All-CNN, (Fashion-)MNIST for LeNet.
@@ -57,11 +58,13 @@ def main():
     parser.add_argument("--models", default=",".join(MODEL_NAMES))
     parser.add_argument("--wrn-depth", type=int, default=28)
     parser.add_argument("--wrn-width", type=int, default=10)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="the dtype the models compute in (variables stay float32)")
     args = parser.parse_args()
     config = types.SimpleNamespace(wrn_depth=args.wrn_depth, wrn_width=args.wrn_width, dropout=0.0,
-                                   data_format="NHWC")
-    print("forward+backward, batch %d, %d timed steps, %d CPU threads visible"
-          % (args.batch, args.iters, os.cpu_count()))
+                                   data_format="NHWC", precision=args.precision)
+    print("forward+backward in %s, batch %d, %d timed steps, %d CPU threads visible"
+          % (args.precision, args.batch, args.iters, os.cpu_count()))
     for name in args.models.split(","):
         label = "wrn-%d-%d" % (args.wrn_depth, args.wrn_width) if name == "wrn" else name
         rate, count = images_per_second(name, args.batch, args.iters, config)

@@ -3,10 +3,14 @@
 Every model is a function ``model_fn(images, is_training, num_classes, config) -> logits``:
 ``images`` float32 NHWC, ``is_training`` a Python bool (batch norm from the batch, with moving-average
 updates, or from the moving statistics), ``config`` any object with ``wrn_depth``, ``wrn_width``,
-``dropout`` and ``data_format``. Dropout follows ``is_training`` unless ``use_dropout`` says otherwise:
-batch-norm re-estimation runs batch norm in training mode with dropout off, as the authors do. Its variables live under
-``tf.variable_scope("model", reuse=tf.AUTO_REUSE)``, so every call in one graph (training,
-evaluation, the optimizer's Langevin loop) shares the same weights.
+``dropout``, ``data_format`` and ``precision``. Dropout follows ``is_training`` unless ``use_dropout``
+says otherwise: batch-norm re-estimation runs batch norm in training mode with dropout off, as the
+authors do. Its variables live under ``tf.variable_scope("model", reuse=tf.AUTO_REUSE)``, so every
+call in one graph (training, evaluation, the optimizer's Langevin loop) shares the same weights.
+
+``config.precision`` (``layers.PRECISIONS``) picks the dtype the model computes in: the images are cast
+to it on entry and the logits back to float32 on exit, while every variable stays float32 (see
+models/layers.py), so fp32, bf16 and fp16 runs share checkpoints.
 """
 from tfcompat import tf
 
@@ -27,8 +31,11 @@ def get_model(name):
 
     def model_fn(images, is_training, num_classes, config, use_dropout=None):
         """Return float32 logits [batch, num_classes] of the model on NHWC ``images``."""
+        dtype = layers.compute_dtype(config.precision)
         with tf.variable_scope("model", reuse=tf.AUTO_REUSE):
-            return build(layers.to_data_format(images, config.data_format), is_training,
-                         is_training if use_dropout is None else use_dropout, num_classes, config)
+            images = layers.to_data_format(tf.cast(images, dtype), config.data_format)
+            logits = build(images, is_training, is_training if use_dropout is None else use_dropout,
+                           num_classes, config)
+            return tf.cast(logits, tf.float32)
 
     return model_fn

@@ -4,10 +4,18 @@ Every layer opens its own ``tf.variable_scope(name)``, so a model built twice un
 scope finds the same variables. Convolution kernels are always HWIO and batch-norm parameters
 per channel, whatever the data format, so NHWC and NCHW builds of one model share weights.
 Weight decay is not added here: it belongs to the optimizer.
+
+Mixed precision: a layer computes in the dtype of its input (float32, bfloat16 or float16), but
+every variable is float32, whatever that dtype (the master weights the optimizer updates, and the
+only ones a Saver sees). Convolution and linear weights are cast to the input's dtype where they are
+used, so their gradients come back float32 through the cast; batch norm keeps its parameters and
+statistics float32, as fused_batch_norm takes them with a half-precision input.
 """
 from tfcompat import tf
 
 DATA_FORMATS = ("NHWC", "NCHW")
+PRECISIONS = ("fp32", "bf16", "fp16")
+_COMPUTE_DTYPES = dict(zip(PRECISIONS, (tf.float32, tf.bfloat16, tf.float16)))
 
 # Torch's batch norm (the WRN and Entropy-SGD authors' code): running = 0.9 running + 0.1 batch,
 # with the unbiased batch variance, which is what fused_batch_norm returns in training mode.
@@ -27,6 +35,20 @@ def torch_uniform():
     The Entropy-SGD authors' models and the WRN authors' final linear layer keep this default.
     """
     return tf.variance_scaling_initializer(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+def compute_dtype(precision):
+    """Return the dtype a model computes in at ``precision`` (one of ``PRECISIONS``)."""
+    if precision not in _COMPUTE_DTYPES:
+        raise ValueError("precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision))
+    return _COMPUTE_DTYPES[precision]
+
+
+def _weight(name, shape, initializer, dtype):
+    """Return the float32 variable ``name`` cast to ``dtype``, the dtype of the layer's input."""
+    weight = tf.get_variable(name, shape, initializer=initializer)
+    # float32 uses the variable itself, so an fp32 build is the graph it always was (no Cast ops).
+    return weight if dtype == tf.float32 else tf.cast(weight, dtype)
 
 
 def channel_axis(data_format):
@@ -54,8 +76,7 @@ def conv2d(x, out_channels, kernel_size, stride, padding, data_format, initializ
     axis = channel_axis(data_format)
     in_channels = x.shape.as_list()[axis]
     with tf.variable_scope(name):
-        kernel = tf.get_variable(
-            "kernel", [kernel_size, kernel_size, in_channels, out_channels], initializer=initializer)
+        kernel = _weight("kernel", [kernel_size, kernel_size, in_channels, out_channels], initializer, x.dtype)
     if data_format == "NHWC":
         strides, pads = [1, stride, stride, 1], [[0, 0], [padding, padding], [padding, padding], [0, 0]]
     else:
@@ -67,10 +88,9 @@ def conv2d(x, out_channels, kernel_size, stride, padding, data_format, initializ
 def dense(x, units, use_bias, name):
     """Return ``x @ W (+ b)`` for a [batch, features] ``x``; W starts as Torch's default, b at zero."""
     with tf.variable_scope(name):
-        weights = tf.get_variable("weights", [x.shape.as_list()[1], units], initializer=torch_uniform())
-        y = tf.matmul(x, weights)
+        y = tf.matmul(x, _weight("weights", [x.shape.as_list()[1], units], torch_uniform(), x.dtype))
         if use_bias:
-            y += tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+            y += _weight("bias", [units], tf.zeros_initializer(), x.dtype)
     return y
 
 
@@ -81,7 +101,9 @@ def batch_norm(x, is_training, data_format, name):
     ``tf.GraphKeys.UPDATE_OPS`` (the caller decides when they run; inside the optimizer's
     while_loop they are ops of the loop body). Evaluation mode normalises with the moving
     statistics and changes nothing. The moving mean and variance are non-trainable variables,
-    so the optimizer leaves them alone and a Saver keeps them.
+    so the optimizer leaves them alone and a Saver keeps them. For a bfloat16 or float16 ``x``,
+    gamma, beta, the statistics and their updates stay float32 (fused_batch_norm computes the batch
+    statistics in float32 and returns them so); only ``y`` has ``x``'s dtype.
     """
     flat = x.shape.ndims == 2
     if flat:  # fused_batch_norm wants 4-D: treat features as channels of a 1x1 image

@@ -16,10 +16,10 @@ SMALL = {
 }
 
 
-def make_config(data_format="NHWC", wrn_depth=10, wrn_width=1, dropout=0.0):
+def make_config(data_format="NHWC", wrn_depth=10, wrn_width=1, dropout=0.0, precision="fp32"):
     """Return the attributes a model reads, as train.py's settings object would hold them."""
     return types.SimpleNamespace(wrn_depth=wrn_depth, wrn_width=wrn_width, dropout=dropout,
-                                 data_format=data_format)
+                                 data_format=data_format, precision=precision)
 
 
 def count_trainable():

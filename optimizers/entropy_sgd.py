@@ -34,6 +34,7 @@ lowers the scale. All Entropy-SGD arithmetic is float32 whatever the model compu
 import math
 import numbers
 
+from optimizers.towers import all_finite, average_gradients, skip_bookkeeping
 from tfcompat import tf
 
 # Slot names: the parameter-sized buffers this optimizer keeps per variable.
@@ -51,10 +52,6 @@ def _check_rate(name, value):
 
 def _global_norm(tensors):
     return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors]))
-
-
-def _all_finite(tensors):
-    return tf.reduce_all([tf.reduce_all(tf.is_finite(t)) for t in tensors])
 
 
 def _flat(tensors):
@@ -119,25 +116,8 @@ class EntropySGD(tf.train.Optimizer):
         if var_list is None:
             var_list = tf.trainable_variables() + tf.get_collection(tf.GraphKeys.TRAINABLE_RESOURCE_VARIABLES)
         var_list = list(var_list)
-        self._first_loss, grads = self._gradients(loss, var_list)
+        self._first_loss, grads = average_gradients(loss, var_list, self._loss_scale)
         return list(zip(grads, var_list))
-
-    def _gradients(self, loss, var_list):
-        """Return (mean loss, gradients) of a loss or list of tower losses; gradients are averaged over
-        towers (each computed on its tower's device) and unscaled by the loss scale."""
-        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
-        scale = self._loss_scale() if self._loss_scale is not None else None
-        per_tower = [tf.gradients(l * tf.cast(scale, l.dtype) if scale is not None else l, var_list,
-                                  colocate_gradients_with_ops=True) for l in losses]
-        grads = []
-        for v, tower_grads in zip(var_list, zip(*per_tower)):
-            if any(g is None for g in tower_grads):
-                grads.append(None)
-                continue
-            g = tower_grads[0] if len(losses) == 1 else tf.add_n(list(tower_grads)) / float(len(losses))
-            grads.append(g / scale if scale is not None else g)
-        mean = losses[0] if len(losses) == 1 else tf.add_n(losses) / float(len(losses))
-        return mean, grads
 
     # ----- bookkeeping of tf.train.Optimizer ---------------------------------------------------------
 
@@ -190,7 +170,7 @@ class EntropySGD(tf.train.Optimizer):
 
     def _finite(self, grads):
         """True when every gradient is finite; None (no check at all) without a loss scale."""
-        return _all_finite(grads) if self._loss_scale is not None else None
+        return all_finite(grads) if self._loss_scale is not None else None
 
     def _entropy_step(self, var_list, grads, gamma):
         """Langevin loop from x, then the outer update toward mu; returns the op of the outer update."""
@@ -252,7 +232,7 @@ class EntropySGD(tf.train.Optimizer):
             # Ops made inside the loop cannot be run from outside it: take them out of the collection.
             loop_updates = updates[known:]
             del updates[known:]
-            loss, grads = self._gradients(loss, var_list)
+            loss, grads = average_gradients(loss, var_list, self._loss_scale)
             missing = [v.name for g, v in zip(grads, var_list) if g is None]
             if missing:
                 raise ValueError("loss_fn() does not depend on variables being optimised: %s" % missing)
@@ -325,16 +305,8 @@ class EntropySGD(tf.train.Optimizer):
                 x_new, m_new = tf.where(finite, x_new, x), tf.where(finite, m_new, m_old)
             ops += self._assign_all([slot, v], [m_new, x_new])
         if finite is not None:
-            ops += self._loss_scale_update(finite)
+            skipped = self._get_non_slot_variable(SKIPPED_STEPS, graph=tf.get_default_graph())
+            bookkeeping, stats = skip_bookkeeping(self._loss_scale, finite, skipped)
+            ops += bookkeeping
+            self.stats.update(stats)
         return tf.group(*ops)
-
-    def _loss_scale_update(self, finite):
-        """Ops that count a skipped step and let the loss scale react to ``finite``; adds the stats."""
-        skipped = self._get_non_slot_variable(SKIPPED_STEPS, graph=tf.get_default_graph())
-        # The loss scale's rule reads finiteness from tensors: a zero, or an infinity for an overflow.
-        update, _ = self._loss_scale.update([tf.where(finite, 0.0, float("inf"))])
-        count = skipped.assign_add(1.0 - tf.cast(finite, tf.float32), use_locking=self._use_locking)
-        with tf.control_dependencies([update]):  # the scale the next step will use
-            self.stats["loss_scale"] = tf.identity(self._loss_scale(), name="loss_scale")
-        self.stats["skipped_steps"] = tf.identity(count, name="skipped_steps")
-        return [update, count.op, self.stats["loss_scale"].op]

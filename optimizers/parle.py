@@ -55,14 +55,18 @@ class ParleReplica(EntropySGD):
         return [d + rho * (x - self._reference[v].read_value()) for v, d, x in zip(var_list, directions, anchors)]
 
 
-def parle_step(replicas, reference_vars, num_replicas=None, update="mean", global_step=None):
+def parle_step(replicas, reference_vars, num_replicas=None, update="mean", global_step=None, statistics=True):
     """Return (op, stats) of one Parle outer step of ``replicas`` (a list of Replica).
 
     ``reference_vars``: the x̄ variables; ``replica.var_list[j]`` is replica's copy of
     ``reference_vars[j]`` (trainable variables and batch-norm moving statistics alike). ``update``:
     ``"mean"`` (all ``replicas`` are here; x̄ <- their mean) or ``"delta"`` (this process holds some of
-    ``num_replicas``; x̄ += (x_new - x_old) / num_replicas for each). ``stats``: the first replica's
-    optimizer stats, plus ``replica_distance``: the mean over the replicas here of ||x^a - x̄|| after the step.
+    ``num_replicas``; x̄ += (x_new - x_old) / num_replicas for each trainable variable). With "delta" the
+    non-trainable reference variables (batch-norm statistics) are set to the mean of the replicas here
+    when ``statistics`` is true and left alone otherwise: give one process that role (the chief), so that
+    no other process writes them while the chief re-estimates them at x̄ for an evaluation.
+    ``stats``: the first replica's optimizer stats, plus ``replica_distance``: the mean over the replicas
+    here of ||x^a - x̄|| after the step.
     """
     if update not in ("mean", "delta"):
         raise ValueError("update must be 'mean' or 'delta', got %r" % (update,))
@@ -76,8 +80,10 @@ def parle_step(replicas, reference_vars, num_replicas=None, update="mean", globa
     with tf.control_dependencies(steps):
         for j, ref in enumerate(reference_vars):
             news = [r.var_list[j].read_value() for r in replicas]
-            if update == "mean":
-                updates.append(ref.assign(tf.add_n(news) / float(n)).op)
+            if update == "mean" or (not ref.trainable and statistics):
+                updates.append(ref.assign(tf.add_n(news) / float(len(news))).op)
+            elif not ref.trainable:
+                continue
             else:
                 delta = tf.add_n([new - old[j] for new, old in zip(news, olds)]) / float(n)
                 updates.append(ref.assign_add(delta).op)

@@ -11,8 +11,15 @@ cache and is drawn afresh for every batch. Both the order and the augmentation a
 
 So a run started at ``start_batch = k`` yields exactly batches k, k+1, ... of a run started at 0,
 and skipping to ``k`` costs one permutation, not ``k`` decoded or augmented batches.
+
+Both streams yield uint8 images, so a host-to-device copy moves a quarter of the bytes of float32:
+the graph normalises them where they are used (``normalizer``, after the iterator), and ``to_device``
+prefetches them to the GPU. The host work runs in parallel ``map`` stages: PNG decoding per image,
+augmentation as a few batched ops per batch.
 """
 import math
+
+import numpy as np
 
 from data.records import read_meta, record_path
 from tfcompat import tf
@@ -41,13 +48,25 @@ def _records(record_dir, split, meta):
             .map(_decoder(*meta["image_shape"]), num_parallel_calls=tf.data.AUTOTUNE))
 
 
-def _normalizer(meta):
-    """Return f(uint8 or float images [..., C]) -> float32 (x - mean) / std with the training stats."""
-    mean = tf.constant(meta["mean"], tf.float32)
-    inv_std = tf.constant([1.0 / max(s, 1e-6) for s in meta["std"]], tf.float32)
+def normalizer(record_dir):
+    """Return f(uint8 images [..., H, W, C]) -> float32 (x - mean) / std per channel, with the
+    training split's mean and std (pixel units) from ``record_dir``'s meta.json.
+
+    f builds its ops where it is called, so applied to an iterator's output they run on the device
+    that consumes the batch. It refuses other dtypes: a float input is most likely normalised already.
+    """
+    meta = read_meta(record_dir)
+    height, width, _ = meta["image_shape"]
+    mean = np.asarray(meta["mean"], np.float32)
+    inv_std = 1.0 / np.maximum(np.asarray(meta["std"], np.float32), 1e-6)
+    # Image-shaped constants: broadcasting a [C] vector along an innermost axis of length C is 2-3
+    # times slower in TensorFlow's CPU kernels than broadcasting one [H, W, C] block per image.
+    mean, inv_std = (np.tile(v, (height, width, 1)) for v in (mean, inv_std))
 
     def normalize(images):
-        return (tf.cast(images, tf.float32) - mean) * inv_std
+        if images.dtype != tf.uint8:
+            raise ValueError(f"normalize expects uint8 images, got {images.dtype.name}")
+        return (tf.cast(images, tf.float32) - tf.constant(mean)) * tf.constant(inv_std)
 
     return normalize
 
@@ -78,8 +97,12 @@ def _crop_flip(images, draws):
 
 
 def _rotate(images, draws, max_degrees):
-    """Return float images [N, H, W, C] each rotated about its centre by a uniform angle in
-    [-max_degrees, max_degrees] (``draws`` [N] in [0, 1)), bilinear, borders filled by reflection."""
+    """Return uint8 images [N, H, W, C] each rotated about its centre by a uniform angle in
+    [-max_degrees, max_degrees] (``draws`` [N] in [0, 1)), bilinear, borders filled by reflection.
+
+    The interpolation runs on float32 and is rounded to the nearest integer: the op applied to uint8
+    truncates, which would darken every interpolated pixel by half a level on average.
+    """
     height, width = float(images.shape[1]), float(images.shape[2])
     angles = (2.0 * draws - 1.0) * (max_degrees * math.pi / 180.0)
     cos, sin = tf.cos(angles), tf.sin(angles)
@@ -88,22 +111,23 @@ def _rotate(images, draws, max_degrees):
     dy = ((height - 1) - (sin * (width - 1) + cos * (height - 1))) / 2.0
     zeros = tf.zeros_like(angles)
     transforms = tf.stack([cos, -sin, dx, sin, cos, dy, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+    rotated = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(images, tf.float32), transforms=transforms, output_shape=tf.shape(images)[1:3],
         fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+    # Bilinear weights are convex, so the result stays within [0, 255] and the cast cannot wrap.
+    return tf.cast(tf.round(rotated), tf.uint8)
 
 
-def _batch_maker(images, labels, seed, augment, rotate, normalize):
-    """Return f(position, indices [batch]) -> (images float32 [batch, H, W, C], labels int32 [batch])."""
+def _batch_maker(images, labels, seed, augment, rotate):
+    """Return f(position, indices [batch]) -> (images uint8 [batch, H, W, C], labels int32 [batch])."""
     def make(position, indices):
         batch = tf.gather(images, indices)
         draws = tf.random.stateless_uniform([tf.size(indices), 4], seed=tf.stack([seed, position]))
         if augment:
             batch = _crop_flip(batch, draws)
-        batch = tf.cast(batch, tf.float32)
         if rotate:
             batch = _rotate(batch, draws[:, 3], rotate)
-        return normalize(batch), tf.gather(labels, indices)
+        return batch, tf.gather(labels, indices)
 
     return make
 
@@ -129,14 +153,14 @@ def _positions(num_examples, batch_size, seed, start_batch):
 
 
 def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_batch=0):
-    """Return the infinite training dataset of (images float32 [batch, H, W, C], labels int32 [batch]).
+    """Return the infinite training dataset of (images uint8 [batch, H, W, C], labels int32 [batch]).
 
-    Images are normalised per channel with the training mean/std; with ``augment``, randomly cropped
-    from the 4-pixel reflection-padded image and flipped left-right; with ``rotate`` > 0, rotated by up
-    to that many degrees. Batches are whole (the remainder of each epoch is dropped) and each epoch
-    has its own order. The stream is a function of ``seed`` and the position only, so
-    ``start_batch`` (an int, or an int64 scalar tensor fed when the iterator is initialised) resumes
-    an interrupted run exactly.
+    With ``augment``, images are randomly cropped from the 4-pixel reflection-padded image and
+    flipped left-right; with ``rotate`` > 0, rotated by up to that many degrees (rounded to whole
+    pixel levels). They are not normalised: apply ``normalizer(record_dir)`` where they are used.
+    Batches are whole (the remainder of each epoch is dropped) and each epoch has its own order.
+    The stream is a function of ``seed`` and the position only, so ``start_batch`` (an int, or an
+    int64 scalar tensor fed when the iterator is initialised) resumes an interrupted run exactly.
     """
     meta = read_meta(record_dir)
     num_examples = meta["train_size"]
@@ -150,18 +174,30 @@ def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_
 
     def stream(images, labels):
         return (_positions(num_examples, batch_size, seed, start_batch)
-                .map(_batch_maker(images, labels, seed, augment, rotate, _normalizer(meta)),
+                .map(_batch_maker(images, labels, seed, augment, rotate),
                      num_parallel_calls=tf.data.AUTOTUNE))
 
     return decoded.flat_map(stream).prefetch(tf.data.AUTOTUNE)
 
 
 def test_dataset(record_dir, batch_size):
-    """Return the finite test dataset: every test image exactly once, in file order, normalised like
-    the training images and never augmented, in batches of ``batch_size`` (the last one partial)."""
-    meta = read_meta(record_dir)
-    normalize = _normalizer(meta)
-    return (_records(record_dir, "test", meta).batch(batch_size)
-            .map(lambda images, labels: (normalize(images), labels),
-                 num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    """Return the finite test dataset of (images uint8 [batch, H, W, C], labels int32 [batch]): every
+    test image exactly once, in file order, never augmented nor normalised (apply
+    ``normalizer(record_dir)``), in batches of ``batch_size`` (the last one partial)."""
+    test = _records(record_dir, "test", read_meta(record_dir))
+    return test.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def to_device(dataset, device):
+    """Return ``dataset`` ending with a prefetch into the memory of ``device`` when it names a GPU
+    (e.g. "/gpu:0"), so that the host-to-device copy of the next batch overlaps the current step;
+    ``dataset`` itself for None or any other device.
+
+    It must be the last transformation. ``tf.data.make_initializable_iterator`` places the iterator
+    with it, so ``get_next`` yields tensors already on ``device``, and re-initialising the iterator
+    (with a new fed ``start_batch``) restarts the whole stream; TensorFlow refuses one-shot iterators
+    over a GPU prefetch.
+    """
+    if device is None or tf.DeviceSpec.from_string(device).device_type != "GPU":
+        return dataset
+    return dataset.apply(tf.data.experimental.prefetch_to_device(device))

@@ -1,10 +1,11 @@
-"""The tf.data pipeline (data.pipeline): order, augmentation, normalisation, determinism, resuming."""
+"""The tf.data pipeline (data.pipeline): uint8 batches, order, augmentation, determinism, resuming,
+the normaliser and the prefetch to a device."""
 import numpy as np
 import pytest
 
 from data import pipeline
-from data.pipeline import _rotate, train_dataset
-from data.records import read_meta, write_records
+from data.pipeline import _rotate, normalizer, to_device, train_dataset
+from data.records import write_records
 from tfcompat import tf
 
 N_TRAIN, N_TEST, BATCH = 300, 60, 32
@@ -13,16 +14,14 @@ PER_EPOCH = N_TRAIN // BATCH          # 9 whole batches; 12 images left out of e
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    """(record_dir, train images, train labels, test images, test labels, mean, std): noise images,
-    each distinct, so any output image can be traced back to its source."""
+    """(record_dir, train images, train labels, test images, test labels): noise images, each
+    distinct, so any output image can be traced back to its source."""
     rng = np.random.default_rng(5)
     splits = {s: (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
               for s, n in (("train", N_TRAIN), ("test", N_TEST))}
     record_dir = str(tmp_path_factory.mktemp("records"))
     write_records(record_dir, "cifar10", splits, [f"c{i}" for i in range(10)], progress=False)
-    meta = read_meta(record_dir)
-    return (record_dir, *splits["train"], *splits["test"],
-            np.array(meta["mean"], np.float32), np.array(meta["std"], np.float32))
+    return (record_dir, *splits["train"], *splits["test"])
 
 
 def _batches(make, count):
@@ -44,14 +43,10 @@ def _batches(make, count):
     return out
 
 
-def _to_uint8(images, mean, std):
-    return np.rint(images * std + mean).astype(np.uint8)
-
-
-def _source_indices(batches, train_images, mean, std):
+def _source_indices(batches, train_images):
     """Return the source index of every image of unaugmented batches, shape [batches, BATCH]."""
     where = {img.tobytes(): i for i, img in enumerate(train_images)}
-    return np.array([[where[img.tobytes()] for img in _to_uint8(images, mean, std)] for images, _ in batches])
+    return np.array([[where[img.tobytes()] for img in images] for images, _ in batches])
 
 
 def _crops_and_flips(image):
@@ -65,35 +60,34 @@ def test_shapes_dtypes_and_labels(source):
     record_dir = source[0]
     with tf.Graph().as_default():
         images, labels = tf.data.make_one_shot_iterator(train_dataset(record_dir, BATCH, seed=0)).get_next()
-        assert images.shape.as_list() == [BATCH, 32, 32, 3] and images.dtype == tf.float32
+        assert images.shape.as_list() == [BATCH, 32, 32, 3] and images.dtype == tf.uint8
         assert labels.shape.as_list() == [BATCH] and labels.dtype == tf.int32
         with tf.Session() as sess:
             for _ in range(PER_EPOCH + 2):     # past the end of an epoch: the stream goes on
-                x, y = sess.run([images, labels])
-                assert np.isfinite(x).all() and y.min() >= 0 and y.max() < 10
+                y = sess.run(labels)
+                assert y.min() >= 0 and y.max() < 10
 
 
 def test_each_epoch_is_a_new_permutation_and_labels_follow_images(source):
-    record_dir, train_images, train_labels, _, _, mean, std = source
+    record_dir, train_images, train_labels, _, _ = source
     batches = _batches(lambda: train_dataset(record_dir, BATCH, seed=3, augment=False), 3 * PER_EPOCH)
-    order = _source_indices(batches, train_images, mean, std)
+    order = _source_indices(batches, train_images)
     epochs = order.reshape(3, -1)
     for epoch in epochs:
         assert len(set(epoch)) == PER_EPOCH * BATCH       # no image twice within an epoch
     assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
     for (images, labels), indices in zip(batches, order):
         np.testing.assert_array_equal(labels, train_labels[indices])
-        np.testing.assert_allclose(images, (train_images[indices] - mean) / std, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(images, train_images[indices])
 
 
 def test_augmentation_is_a_crop_or_flip_and_differs_between_epochs(source):
-    record_dir, train_images, _, _, _, mean, std = source
+    record_dir, train_images, _, _, _ = source
     plain = _batches(lambda: train_dataset(record_dir, BATCH, seed=4, augment=False), 2 * PER_EPOCH)
     augmented = _batches(lambda: train_dataset(record_dir, BATCH, seed=4, augment=True), 2 * PER_EPOCH)
-    order = _source_indices(plain, train_images, mean, std)
+    order = _source_indices(plain, train_images)
     seen = [{}, {}]                                        # per epoch: source index -> augmented image
     for position, ((images, _), indices) in enumerate(zip(augmented, order)):
-        images = _to_uint8(images, mean, std)
         for image, index in zip(images, indices):
             seen[position // PER_EPOCH][index] = image
         if position % PER_EPOCH == 0:                      # check one batch per epoch image by image
@@ -108,11 +102,17 @@ def test_augmentation_is_a_crop_or_flip_and_differs_between_epochs(source):
     assert unchanged < 0.05 * len(seen[0])
 
 
-def test_training_batches_are_normalised_per_channel(source):
-    batches = _batches(lambda: train_dataset(source[0], BATCH, seed=1), PER_EPOCH)
-    images = np.concatenate([b[0] for b in batches]).reshape(-1, 3)
-    np.testing.assert_allclose(images.mean(axis=0), 0.0, atol=0.03)
-    np.testing.assert_allclose(images.std(axis=0), 1.0, atol=0.03)
+def test_normalizer_uses_the_training_split_mean_and_std(source):
+    record_dir, train_images, _, test_images, _ = source
+    pixels = train_images.reshape(-1, 3).astype(np.float64)
+    expected = (test_images - pixels.mean(axis=0)) / pixels.std(axis=0)
+    normalize = normalizer(record_dir)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        out = normalize(tf.constant(test_images))
+        assert out.dtype == tf.float32
+        np.testing.assert_allclose(sess.run(out), expected, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError, match="expects uint8 images, got float32"):
+            normalize(out)      # normalising twice is refused
 
 
 def test_same_seed_same_stream_other_seed_other_stream(source):
@@ -144,22 +144,81 @@ def test_start_batch_resumes_the_uninterrupted_stream(source, start):
 
 
 def test_test_split_is_complete_in_order_and_not_augmented(source):
-    record_dir, _, _, test_images, test_labels, mean, std = source
+    record_dir, _, _, test_images, test_labels = source
     batches = _batches(lambda: pipeline.test_dataset(record_dir, BATCH), None)
     assert [len(y) for _, y in batches] == [BATCH, N_TEST - BATCH]       # last partial batch kept
     np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), test_labels)
-    images = np.concatenate([x for x, _ in batches])
-    np.testing.assert_allclose(images, (test_images - mean) / std, rtol=1e-5, atol=1e-5)
+    assert batches[0][0].dtype == np.uint8
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), test_images)
 
 
 def test_rotation_by_a_quarter_turn_matches_numpy():
-    image = np.random.default_rng(0).random((1, 6, 6, 2)).astype(np.float32)
+    image = np.random.default_rng(0).integers(0, 256, (1, 6, 6, 2), dtype=np.uint8)
     with tf.Graph().as_default(), tf.Session() as sess:
         quarter = sess.run(_rotate(tf.constant(image), tf.constant([1.0]), 90.0))   # draw 1 -> +90 degrees
         none = sess.run(_rotate(tf.constant(image), tf.constant([0.5]), 90.0))      # draw 0.5 -> 0 degrees
     # A positive angle turns the picture counter-clockwise as displayed (row 0 at the top), as np.rot90.
-    np.testing.assert_allclose(quarter[0], np.rot90(image[0], k=1), atol=1e-5)
-    np.testing.assert_allclose(none, image, atol=1e-6)
+    assert quarter.dtype == np.uint8
+    np.testing.assert_array_equal(quarter[0], np.rot90(image[0], k=1))
+    np.testing.assert_array_equal(none, image)
+
+
+def _rotated_bilinear(image, degrees):
+    """NumPy reference: ``image`` [H, W, C] rotated about its centre by ``degrees`` (counter-clockwise
+    as displayed), bilinear in float64, rounded; returns (rotated, mask of the pixels whose sampling
+    point lies inside the image, where no border rule applies)."""
+    height, width = image.shape[:2]
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    y, x = np.mgrid[:height, :width].astype(np.float64)
+    a = np.deg2rad(degrees)
+    sx = cx + np.cos(a) * (x - cx) - np.sin(a) * (y - cy)
+    sy = cy + np.sin(a) * (x - cx) + np.cos(a) * (y - cy)
+    inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
+    x0 = np.clip(np.floor(sx), 0, width - 2).astype(int)
+    y0 = np.clip(np.floor(sy), 0, height - 2).astype(int)
+    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+    img = image.astype(np.float64)
+    top = (1 - fx) * img[y0, x0] + fx * img[y0, x0 + 1]
+    bottom = (1 - fx) * img[y0 + 1, x0] + fx * img[y0 + 1, x0 + 1]
+    return np.rint((1 - fy) * top + fy * bottom), inside
+
+
+def test_rotation_is_bilinear_and_rounded_to_nearest():
+    images = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 2), dtype=np.uint8)
+    draws = np.array([0.8, 0.1], np.float32)                # with 20 degrees at most: +12 and -16
+    with tf.Graph().as_default(), tf.Session() as sess:
+        rotated = sess.run(_rotate(tf.constant(images), tf.constant(draws), 20.0))
+    for image, out, degrees in zip(images, rotated, (12.0, -16.0)):
+        expected, inside = _rotated_bilinear(image, degrees)
+        diff = np.abs(out.astype(np.float64) - expected)[inside]
+        assert inside.mean() > 0.7
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01   # off by one only at float32 rounding ties
+
+
+def test_to_device_leaves_cpu_streams_alone(source):
+    with tf.Graph().as_default():
+        ds = pipeline.test_dataset(source[0], BATCH)
+        assert to_device(ds, None) is ds and to_device(ds, "/cpu:0") is ds
+
+
+def test_prefetch_to_a_gpu_keeps_the_stream_and_its_resume(source):
+    """The GPU path on a machine without one: the iterator is placed on the GPU, and soft placement
+    runs it on the CPU, re-initialised with fed start_batch values like the training loop."""
+    record_dir = source[0]
+    full = _batches(lambda: train_dataset(record_dir, BATCH, seed=9, rotate=5.0), 9)
+    with tf.Graph().as_default():
+        start_batch = tf.placeholder(tf.int64, [])
+        ds = to_device(train_dataset(record_dir, BATCH, seed=9, rotate=5.0, start_batch=start_batch), "/gpu:0")
+        iterator = tf.data.make_initializable_iterator(ds)
+        images, labels = iterator.get_next()
+        assert "GPU" in images.device and images.dtype == tf.uint8
+        with tf.Session(config=tf.ConfigProto(allow_soft_placement=True)) as sess:
+            for start in (7, 0):
+                sess.run(iterator.initializer, {start_batch: start})
+                for x_full, y_full in full[start:start + 2]:
+                    x, y = sess.run([images, labels])
+                    np.testing.assert_array_equal(x, x_full)
+                    np.testing.assert_array_equal(y, y_full)
 
 
 def test_batch_larger_than_the_split_is_refused(source):

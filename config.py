@@ -22,6 +22,12 @@ class config_train(object):
     dropout = 0.0                  # WRN dropout between the block's convolutions (0.3 in the paper's variant)
     data_format = "NHWC"           # NHWC | NCHW (NCHW is faster on GPUs)
 
+    # --- speed ---
+    precision = "fp32"             # fp32 | bf16 | fp16: what the model computes in (variables stay float32);
+                                   # bf16 on GPUs that have it, fp16 with dynamic loss scaling
+    xla = False                    # compile the training step, Langevin loop included, with XLA
+    gpus = 1                       # -g: data-parallel devices (towers); batch_size is per device
+
     # --- optimizer (SGD / momentum / adam): WRN paper recipe ---
     optimizer = "entropy-sgd"      # entropy-sgd | sgd | momentum | adam
     epochs = 200                   # effective epochs (WRN paper: 200)
@@ -46,6 +52,13 @@ class config_train(object):
     esgd_weight_decay = 1e-3       # the authors' CIFAR-10 command
     bn_reestimate = True           # re-estimate batch-norm statistics at x before evaluating (authors' Lua code)
     bn_reestimate_batches = 50     # training batches for that pass
+
+    # --- parle specific (Parle, arXiv 1707.00424: replicas of Entropy-SGD; design.md section 5) ---
+    replicas = 3                   # n replicas, each on its own data (paper: 3 to 8); L, g0, g1 and the
+                                   # esgd_* recipe above apply to every replica
+    rho = 0.01                     # rho_0: elastic coupling of each replica to the reference (their mean);
+                                   # the authors' value, used as given (their code scales it by L * n)
+    rho_scoping = 1e-3             # rho_k = rho * (1 + rho_scoping)^k, grown like gamma (the paper scopes both)
 
     # --- bookkeeping ---
     seed = 42

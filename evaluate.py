@@ -30,7 +30,7 @@ from analysis.hessian import build_hvp, top_eigenvalues
 from analysis.local_entropy import build_local_entropy, measure
 from config import config_train
 from data import DataError
-from data.pipeline import train_dataset
+from data.pipeline import normalizer, train_dataset
 from models import MODEL_NAMES, get_model
 from tfcompat import tf
 from training import checkpoints, evaluation, graph, settings
@@ -39,7 +39,7 @@ from training.dataset import prepare_records, record_info
 PROG = "evaluate.py"
 # What evaluation needs from a run's settings: the model, its size, and where the data is.
 KEYS = ("dataset", "data_dir", "model", "wrn_depth", "wrn_width", "dropout", "data_format", "batch_size",
-        "optimizer", "bn_reestimate", "bn_reestimate_batches", "seed", "augment", "rotate")
+        "optimizer", "bn_reestimate", "bn_reestimate_batches", "seed", "augment", "rotate", "precision", "gpus")
 # What the local-entropy estimate takes from a run's settings: its own Langevin loop.
 LANGEVIN_KEYS = ("L", "g0", "langevin_lr", "epsilon", "mu_decay", "momentum", "nesterov")
 
@@ -111,15 +111,17 @@ def build_flatness(s, record_dir, batch_size, seed):
     """Build (graph only) the flatness measurements of the current graph; return their handles.
 
     The fixed batch is fed through placeholders (``images``, ``labels``); ``batch`` fetches it once from
-    the training stream. The model's variables are collected before the local-entropy probe adds its own,
-    so that ``saver`` restores the model alone (the probe's variables are not in a checkpoint; ``init``
-    initialises them). evaluate_checkpoint, run first, has already checked that the checkpoint holds them.
+    the training stream, normalised. The model's variables are collected before the local-entropy probe
+    adds its own, so that ``saver`` restores the model alone (the probe's variables are not in a
+    checkpoint; ``init`` initialises them). evaluate_checkpoint, run first, has already checked that the
+    checkpoint holds them.
     """
     info = record_info(record_dir)
     model_fn = get_model(s.model)
     tf.set_random_seed(seed)  # the Langevin noise
     stream = train_dataset(record_dir, batch_size, seed, augment=False).take(1)
-    batch = tf.data.make_one_shot_iterator(stream).get_next()
+    raw_images, raw_labels = tf.data.make_one_shot_iterator(stream).get_next()
+    batch = (normalizer(record_dir)(raw_images), raw_labels)
     images = tf.placeholder(tf.float32, [batch_size] + list(info.image_shape), "flatness_images")
     labels = tf.placeholder(tf.int32, [batch_size], "flatness_labels")
 

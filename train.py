@@ -1,4 +1,4 @@
-"""Train a model with Entropy-SGD, SGD, momentum or Adam: ``python3 train.py -h`` lists the flags.
+"""Train a model with Entropy-SGD, Parle, SGD, momentum or Adam: ``python3 train.py -h`` lists the flags.
 
 Defaults are ``config.config_train``; checkpoints go to ``checkpoints/NAME/``, TensorBoard events to
 ``tensorboard/NAME/{train,test}``. Stop with Ctrl-C or SIGTERM (a final checkpoint is saved) and
@@ -13,7 +13,7 @@ from config import config_train
 from data import DataError
 from models import MODEL_NAMES
 from tfcompat import tf
-from training import checkpoints, graph, loop, schedule, settings
+from training import checkpoints, cluster, devices, graph, loop, schedule, settings
 from training.dataset import prepare_records, record_info
 from training.events import Events
 from training.progress import Progress
@@ -68,24 +68,36 @@ def check_start(s, paths):
     return None
 
 
-def restore_state(sess, g, s, paths):
+def start_replicas(sess, g):
+    """Parle: set every replica to the reference weights (a fresh start, or -r); else nothing."""
+    if g.sync_replicas is not None:
+        sess.run(g.sync_replicas)
+
+
+def restore_state(sess, g, s, paths, replicas_saved=True):
     """Initialise, then restore per -rl (everything) or -r (model weights); return the restored step or None.
 
+    ``replicas_saved``: False for a cluster's chief, whose Parle replica is not in the checkpoint (only
+    what lives on the ps is): after -rl it starts again from the restored x̄.
     Raises RunError when the checkpoint does not fit the graph or cannot be read.
     """
     sess.run(g.init)
     if not (s.resume_latest or s.restore):
+        start_replicas(sess, g)
         return None
     path = checkpoints.resolve(paths.ckpt if s.resume_latest else s.restore)
     try:
         if not s.resume_latest:
             checkpoints.restore_subset(sess, path, g.model_vars)
+            start_replicas(sess, g)
             return None
         g.checkpoints.restore(sess, path)
         g.checkpoints.adopt_existing()
         best = g.checkpoints.stored_best(g.best_accuracy.op.name)
         if best is not None:
             sess.run(g.set_best, {g.best_value: best})
+        if not replicas_saved:
+            start_replicas(sess, g)
         return int(sess.run(g.global_step))
     except (ValueError, tf.errors.OpError) as e:
         raise RunError("cannot restore %s: %s" % (path, first_line(e))) from None
@@ -94,27 +106,40 @@ def restore_state(sess, g, s, paths):
 def announce(progress, s, info, paths, per_step, step, total, resumed):
     """Print the run's first line: where it starts and ends (outer steps, effective epochs), where it writes."""
     def epoch(k):
-        return schedule.effective_epoch(k, s.batch_size, per_step, info.train_size)
+        return schedule.effective_epoch(k, schedule.examples_per_batch(s), per_step, info.train_size)
     progress.line("%s %s: step %d of %d, effective epoch %.2f of %.2f; checkpoints %s, logs %s"
                   % ("resuming" if resumed else "starting", s.run_name, step, total, epoch(step), epoch(total),
                      paths.ckpt, paths.logs))
 
 
-def train(s, info, record_dir, paths):
-    """Build the graph and run the training session; return the exit status."""
+def _session(g, cfg, server):
+    """The training session: local, or on this cluster worker's server (talking to the ps and itself)."""
+    if cfg is None:
+        return tf.Session(config=devices.session_config(g.num_devices))
+    return tf.Session(server.target, config=cluster.session_config(cfg))
+
+
+def train(s, info, record_dir, paths, cfg=None, server=None, heartbeat=None):
+    """Build the graph and run the training session; return the exit status.
+
+    ``cfg``, ``server``, ``heartbeat``: this process's place in a cluster (Parle on TF's distributed
+    runtime), its server and the call that tells the ps it is alive; None for a single process.
+    """
     with tf.Graph().as_default() as tf_graph:
-        g = graph.build(s, info, record_dir, paths.ckpt)
-        with tf.Session() as sess:
-            restored = restore_state(sess, g, s, paths)
+        g = graph.build(s, info, record_dir, paths.ckpt, cfg)
+        if cfg is not None and not cfg.is_chief:
+            return train_non_chief(s, info, g, tf_graph, cfg, server, heartbeat)
+        with _session(g, cfg, server) as sess:
+            restored = restore_state(sess, g, s, paths, replicas_saved=cfg is None)
             tf_graph.finalize()  # the loop adds no ops: any attempt is a bug, caught here
             step = restored or 0
             steps = loop.plan(s, info.train_size, g.per_step)
-            progress = Progress(steps.total, steps.per_epoch, s.batch_size * g.per_step, s.log_every)
+            progress = Progress(steps.total, steps.per_epoch, g.images_per_step, s.log_every)
             announce(progress, s, info, paths, g.per_step, step, steps.total, restored is not None)
             events = Events(paths.logs, graph=tf_graph, restored_step=step)
             try:
                 with StopRequest(lambda _: progress.line("stopping after this step (again to abort)")) as stop:
-                    return loop.Trainer(sess, g, s, info.train_size, events, progress, stop).run()
+                    return loop.Trainer(sess, g, s, info.train_size, events, progress, stop, heartbeat).run()
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
                 # Verified at conversion, so unreadable records were damaged on disk since.
                 raise RunError("records in %s are damaged (%s): delete %s and run again"
@@ -124,30 +149,82 @@ def train(s, info, record_dir, paths):
                 events.close()
 
 
+def train_non_chief(s, info, g, tf_graph, cfg, server, heartbeat):
+    """A cluster worker other than the chief: wait for the chief to initialise (or restore) the ps,
+    start this worker's replica from x̄, train it until the chief's step count is done."""
+    sess = cluster.wait_for_chief(cfg, server, s.cluster_timeout)
+    with sess:
+        sess.run(g.local_init)
+        start_replicas(sess, g)
+        tf_graph.finalize()
+        steps = loop.plan(s, info.train_size, g.per_step)
+        progress = Progress(steps.total, steps.per_epoch, g.images_per_step, s.log_every)
+        progress.line("worker %d: training replica %d of %d from step %d"
+                      % (cfg.task_index, cfg.task_index, cfg.num_workers, sess.run(g.global_step)))
+        with StopRequest() as stop:
+            return loop.run_worker(sess, g, s, info.train_size, progress, stop, heartbeat)
+
+
+def serve_ps(s, cfg):
+    """The ps task: hold the shared variables until every worker is done; return the exit status."""
+    server = cluster.start_server(cfg)
+    print("ps task 0 serving at %s for %d workers" % (cfg.address, cfg.num_workers), file=sys.stderr)
+    cluster.serve_until_done(cfg, server, s.ps_idle_timeout)
+    print("ps: every worker is done", file=sys.stderr)
+    return 0
+
+
+def train_worker(s, info, record_dir, paths, cfg):
+    """A cluster worker: start its server, reach the ps, train, and tell the ps when done."""
+    server = cluster.start_server(cfg)
+    cluster.wait_for_ps(cfg, server, s.cluster_timeout)
+    with cluster.WorkerSignals(cfg, server, timeout=s.cluster_timeout) as signals:
+        try:
+            return train(s, info, record_dir, paths, cfg, server, signals.alive)
+        except tf.errors.UnavailableError as e:
+            raise RunError("lost the cluster (%s): restart this worker to rejoin" % first_line(e)) from None
+        finally:
+            signals.done()
+
+
 def run(argv):
     """Parse flags, prepare the data, check the start, train; return the exit status (errors: one line)."""
     s = settings.parse_settings(argv, config_train, MODEL_NAMES)
+    try:
+        cfg = cluster.load(s.cluster, s.job_name, s.task_index)
+        if cfg is not None and cfg.job_name == "ps":
+            return serve_ps(s, cfg)
+    except cluster.ClusterError as e:
+        return settings.fail(PROG, str(e))
+    if cfg is not None:
+        if s.optimizer != "parle":
+            return settings.fail(PROG, "--cluster runs Parle, one replica per worker: add -opt parle", status=2)
+        s.replicas = cfg.num_workers
     try:
         record_dir = prepare_records(s)
     except DataError as e:
         print(str(e), file=sys.stderr)
         return 1
     info = record_info(record_dir)
-    if s.batch_size > info.train_size:
-        return settings.fail(PROG, "batch_size %d exceeds the %d training examples in %s"
-                             % (s.batch_size, info.train_size, record_dir), status=2)
+    if schedule.examples_per_batch(s) > info.train_size:
+        per_device = " x %d devices" % s.gpus if s.gpus > 1 else ""
+        return settings.fail(PROG, "batch_size %d%s exceeds the %d training examples in %s"
+                             % (s.batch_size, per_device, info.train_size, record_dir), status=2)
     paths = run_paths(s)
-    problem = check_start(s, paths)
-    if problem:
-        return settings.fail(PROG, problem)
+    if cfg is None or cfg.is_chief:  # only the chief writes the run's folders (the others may share them)
+        problem = check_start(s, paths)
+        if problem:
+            return settings.fail(PROG, problem)
+        try:
+            checkpoints.write_json(os.path.join(paths.ckpt, checkpoints.SETTINGS), vars(s))
+            os.makedirs(paths.logs, exist_ok=True)
+        except OSError as e:
+            return settings.fail(PROG, "cannot write the run's folders (--checkpoint-dir, --logdir): %s" % e)
     try:
-        checkpoints.write_json(os.path.join(paths.ckpt, checkpoints.SETTINGS), vars(s))
-        os.makedirs(paths.logs, exist_ok=True)
-    except OSError as e:
-        return settings.fail(PROG, "cannot write the run's folders (--checkpoint-dir, --logdir): %s" % e)
-    try:
+        if cfg is not None:
+            return train_worker(s, info, record_dir, paths, cfg)
         return train(s, info, record_dir, paths)
-    except RunError as e:
+    except (RunError, cluster.ClusterError) as e:
         return settings.fail(PROG, str(e))
 
 

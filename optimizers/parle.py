@@ -73,9 +73,12 @@ def parle_step(replicas, reference_vars, num_replicas=None, update="mean", globa
     n = len(replicas) if num_replicas is None else num_replicas
     # Values before the step (for "delta"): read first, so the step's writes come after.
     olds = [[v.read_value() for v in r.var_list] for r in replicas] if update == "delta" else None
+    steps = []
     with tf.control_dependencies(sum(olds or [], [])):
-        steps = [r.optimizer.minimize(r.loss, var_list=[v for v in r.var_list if v.trainable])
-                 for r in replicas]
+        for r in replicas:
+            # On the replica's own device: its L inner steps then touch no other device.
+            with tf.device(r.var_list[0].device):
+                steps.append(r.optimizer.minimize(r.loss, var_list=[v for v in r.var_list if v.trainable]))
     updates = []
     with tf.control_dependencies(steps):
         for j, ref in enumerate(reference_vars):

@@ -19,6 +19,9 @@ class Config(object):
     wrn_width = 10
     dropout = 0.0
     data_format = "NHWC"
+    precision = "fp32"
+    xla = False
+    gpus = 1
     optimizer = "entropy-sgd"
     epochs = 200
     learning_rate = 0.1
@@ -38,6 +41,9 @@ class Config(object):
     esgd_lr_decay = 0.2
     esgd_lr_epochs = [80, 160]
     esgd_weight_decay = 1e-3
+    replicas = 3
+    rho = 0.01
+    rho_scoping = 1e-3
     bn_reestimate = True
     bn_reestimate_batches = 50
     seed = 42
@@ -162,3 +168,16 @@ def test_schedule_settings_pick_the_optimizer_family():
     # L = 0 is plain Nesterov SGD: the SGD recipe, not the outer rate 1 of Entropy-SGD.
     assert schedule.schedule_settings(parse("-L", "0")) == (0.1, 0.2, [60, 120, 160])
     assert schedule.uses_esgd_recipe(parse("-L", "1")) and not schedule.uses_esgd_recipe(parse("-L", "0"))
+
+
+def test_speed_and_parallel_flags_reach_the_settings():
+    s = parse("--precision", "bf16", "--xla", "-g", "2", "--set", "batch_size=32")
+    assert (s.precision, s.xla, s.gpus) == ("bf16", True, 2)
+    assert schedule.examples_per_batch(s) == 64  # batch_size is per device
+    assert (parse().precision, parse().xla, parse().gpus) == ("fp32", False, 1)
+    p = parse("-opt", "parle", "--replicas", "4", "-L", "5")
+    assert p.replicas == 4 and p.run_name == "parle_wrn_cifar10_n4_L5"
+    # Parle's replicas are Entropy-SGD learners: its recipe, L batches per outer step, epochs per replica
+    assert schedule.uses_esgd_recipe(p) and schedule.schedule_settings(p) == (1.0, 0.2, [80, 160])
+    assert schedule.batches_per_step("parle", 5) == 5 and schedule.examples_per_batch(p) == 128
+    assert "precision" in settings.RESUME_KEYS and "gpus" in settings.RESUME_KEYS

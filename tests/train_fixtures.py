@@ -19,25 +19,25 @@ TINY = ["-d", "fashion-mnist", "-m", "lenet", "--set", "batch_size=8", "--set", 
         "--set", "keep_checkpoints=2"]
 
 
+def tiny_split(n, rng=None):
+    """Return (images uint8 [n, 28, 28, 1], labels int64 [n]) of a small learnable 10-class dataset:
+    class k has a bright 6x6 square at a position that depends on k, over uniform noise."""
+    rng = rng or np.random.RandomState(0)
+    labels = rng.randint(0, 10, n).astype(np.int64)
+    images = rng.randint(0, 80, size=(n, 28, 28, 1)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        row, col = 2 + 8 * (k // 4), 2 + 6 * (k % 4)
+        images[i, row:row + 6, col:col + 6, 0] = 250
+    return images, labels
+
+
 def write_tiny_records(data_dir, seed=0):
-    """Write TFRecords of a small learnable 10-class 28x28x1 dataset where data.prepare looks for
-    fashion-mnist under ``data_dir``, in the real format (data.records); return the record folder.
-
-    Class k has a bright 6x6 square at a position that depends on k, over uniform noise.
-    """
+    """Write TFRecords of ``tiny_split`` data where data.prepare looks for fashion-mnist under
+    ``data_dir``, in the real format (data.records); return the record folder."""
     rng = np.random.RandomState(seed)
-
-    def split(n):
-        labels = rng.randint(0, 10, n).astype(np.int64)
-        images = rng.randint(0, 80, size=(n, 28, 28, 1)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            row, col = 2 + 8 * (k // 4), 2 + 6 * (k % 4)
-            images[i, row:row + 6, col:col + 6, 0] = 250
-        return images, labels
-
     record_dir = os.path.join(str(data_dir), "fashion-mnist")
-    return records.write_records(record_dir, "fashion-mnist", {"train": split(TRAIN_SIZE), "test": split(TEST_SIZE)},
-                                 list(FASHION_MNIST_CLASSES), progress=False)
+    splits = {"train": tiny_split(TRAIN_SIZE, rng), "test": tiny_split(TEST_SIZE, rng)}
+    return records.write_records(record_dir, "fashion-mnist", splits, list(FASHION_MNIST_CLASSES), progress=False)
 
 
 def common_args(tmp_path, data_dir):

@@ -17,14 +17,15 @@ NAN_STATUS = 1
 
 def plan(s, train_size, per_step):
     """Return the step counts of a run: total, eval and checkpoint intervals, steps per effective epoch."""
-    total = schedule.steps_for_epochs(s.epochs, s.batch_size, per_step, train_size)
+    batch = schedule.examples_per_batch(s)
+    total = schedule.steps_for_epochs(s.epochs, batch, per_step, train_size)
     if s.max_steps is not None:
         total = min(total, s.max_steps)
     return types.SimpleNamespace(
         total=total,
-        eval_every=schedule.every_steps(s.eval_every, s.batch_size, per_step, train_size),
-        checkpoint_every=schedule.every_steps(s.checkpoint_every, s.batch_size, per_step, train_size),
-        per_epoch=train_size / float(s.batch_size * per_step))
+        eval_every=schedule.every_steps(s.eval_every, batch, per_step, train_size),
+        checkpoint_every=schedule.every_steps(s.checkpoint_every, batch, per_step, train_size),
+        per_epoch=train_size / float(batch * per_step))
 
 
 def evaluate_at_x(sess, g, s):
@@ -41,12 +42,14 @@ class Trainer(object):
     """Runs the outer steps of one session from its current global step to ``steps.total``.
 
     ``g``: the graph handles; ``s``: settings; ``events``, ``progress``, ``stop``: the run's TensorBoard
-    writers, progress reporter and stop request.
+    writers, progress reporter and stop request; ``heartbeat``: called after every step (a cluster
+    worker tells the ps it is alive).
     """
 
-    def __init__(self, sess, g, s, train_size, events, progress, stop):
+    def __init__(self, sess, g, s, train_size, events, progress, stop, heartbeat=None):
         self.sess, self.g, self.s = sess, g, s
         self.events, self.progress, self.stop = events, progress, stop
+        self.heartbeat = heartbeat or (lambda: None)
         self.train_size = train_size
         self.steps = plan(s, train_size, g.per_step)
         self.best = float(sess.run(g.best_accuracy))
@@ -54,7 +57,7 @@ class Trainer(object):
 
     def epoch(self, step):
         """Effective epoch after ``step`` outer steps."""
-        return schedule.effective_epoch(step, self.s.batch_size, self.g.per_step, self.train_size)
+        return schedule.effective_epoch(step, schedule.examples_per_batch(self.s), self.g.per_step, self.train_size)
 
     def run(self):
         """Train until the planned total; returns the exit status (see the module docstring)."""
@@ -69,6 +72,7 @@ class Trainer(object):
             out = sess.run(fetches)
             seconds = time.time() - start
             step += 1
+            self.heartbeat()
             values = {k: v for k, v in out.items() if not k.startswith("_")}
             if not evaluation.is_finite(*values.values()):
                 return self._diverged(step, "loss", values)
@@ -152,3 +156,25 @@ class Trainer(object):
         self.progress.line("stopped by signal %d at step %d (effective epoch %.2f); saved %s. "
                            "Continue with -rl." % (self.stop.signal, step, self.epoch(step), path))
         return EXIT_STATUS[self.stop.signal]
+
+
+def run_worker(sess, g, s, train_size, progress, stop, heartbeat):
+    """A non-chief cluster worker: train its replica until the chief's global step reaches the planned
+    total, or a stop signal. Nothing to save (its replica restarts from x̄). Returns the exit status."""
+    total = plan(s, train_size, g.per_step).total
+    step = int(sess.run(g.global_step))
+    sess.run(g.train_init, {g.start_batch: step * g.per_step})
+    fetches = dict(g.fetches, _train=g.train_op, _step=g.global_step)
+    while step < total and not stop.requested:
+        start = time.time()
+        out = sess.run(fetches)
+        step = int(out["_step"])
+        heartbeat()
+        values = {k: v for k, v in out.items() if not k.startswith("_")}
+        if not evaluation.is_finite(*values.values()):
+            progress.line("error: the loss became NaN or infinite at step %d (%s)" % (step, values))
+            return NAN_STATUS
+        epoch = schedule.effective_epoch(step, schedule.examples_per_batch(s), g.per_step, train_size)
+        progress.step_done(step, epoch, time.time() - start, values)
+    progress.close()
+    return EXIT_STATUS[stop.signal] if stop.requested else 0

@@ -12,8 +12,15 @@ from tfcompat import tf
 
 
 def batches_per_step(optimizer, L):
-    """Return the minibatches one outer step consumes: L for Entropy-SGD with L >= 1, else 1."""
-    return max(L, 1) if optimizer == "entropy-sgd" else 1
+    """Return the minibatches one outer step consumes: L for Entropy-SGD with L >= 1 and for each Parle
+    replica, else 1."""
+    return max(L, 1) if optimizer in ("entropy-sgd", "parle") else 1
+
+
+def examples_per_batch(s):
+    """Return the examples in one minibatch of settings ``s``: ``batch_size`` on each of the ``gpus``
+    data-parallel devices. (A Parle replica reads its own stream of such batches; epochs count per replica.)"""
+    return s.batch_size * s.gpus
 
 
 def effective_epoch(step, batch_size, per_step, train_size):
@@ -40,9 +47,9 @@ def learning_rate(global_step, base, decay, boundaries, batch_size, per_step, tr
 
 def uses_esgd_recipe(s):
     """Return whether settings ``s`` train with Entropy-SGD's own recipe (``esgd_learning_rate``, its
-    schedule and ``esgd_weight_decay``): Entropy-SGD with L >= 1. With L = 0 Entropy-SGD is plain
-    Nesterov SGD (design.md section 1), so it takes the SGD recipe, not an outer rate of 1."""
-    return s.optimizer == "entropy-sgd" and s.L >= 1
+    schedule and ``esgd_weight_decay``): Entropy-SGD with L >= 1, and Parle. With L = 0 Entropy-SGD is
+    plain Nesterov SGD (design.md section 1), so it takes the SGD recipe, not an outer rate of 1."""
+    return s.optimizer == "parle" or (s.optimizer == "entropy-sgd" and s.L >= 1)
 
 
 def schedule_settings(s):

@@ -11,14 +11,14 @@ import sys
 import types
 
 from data import DATASETS
-from models.layers import DATA_FORMATS
+from models.layers import DATA_FORMATS, PRECISIONS
 
-OPTIMIZERS = ("entropy-sgd", "sgd", "momentum", "adam")
+OPTIMIZERS = ("entropy-sgd", "parle", "sgd", "momentum", "adam")
 DATASET_NAMES = tuple(DATASETS)
 
 # Settings that fix the graph or the data stream: a resumed run (-rl) must keep them.
 RESUME_KEYS = ("optimizer", "L", "dataset", "model", "batch_size", "seed", "wrn_depth", "wrn_width",
-               "data_format", "augment", "rotate")
+               "data_format", "augment", "rotate", "precision", "gpus", "replicas")
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -86,13 +86,34 @@ def build_parser(defaults):
     """Return the train.py argument parser; ``defaults`` (config values) appear in the help text."""
     p = OneLineParser(
         prog="train.py",
-        description="Train a model with Entropy-SGD, SGD, momentum or Adam. Defaults come from "
+        description="Train a model with Entropy-SGD, Parle, SGD, momentum or Adam. Defaults come from "
                     "config.py (config_train); flags and --set override them. Epochs are effective "
                     "epochs: an Entropy-SGD outer step with L Langevin steps counts L minibatches.")
     p.add_argument("-opt", "--optimizer", choices=OPTIMIZERS, help="optimizer (default %s)" % defaults["optimizer"])
     p.add_argument("-L", type=int, metavar="N", help="Langevin steps per outer step (default %d)" % defaults["L"])
     p.add_argument("-d", "--dataset", choices=DATASET_NAMES, help="dataset (default %s)" % defaults["dataset"])
     p.add_argument("-m", "--model", metavar="MODEL", help="model: wrn, allcnn or lenet (default %s)" % defaults["model"])
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="what the model computes in; variables stay float32 (default %s; bf16 on GPUs that "
+                        "have it, fp16 with dynamic loss scaling)" % defaults["precision"])
+    p.add_argument("--xla", action="store_true", default=None,
+                   help="compile the training step, Langevin loop included, with XLA")
+    p.add_argument("-g", "--gpus", type=int, metavar="N",
+                   help="synchronous data-parallel training on N local devices; batch_size is per device "
+                        "(default %d)" % defaults["gpus"])
+    p.add_argument("--replicas", type=int, metavar="N",
+                   help="Parle: number of replicas, one per device (default %d)" % defaults["replicas"])
+    p.add_argument("--cluster", metavar="FILE",
+                   help="Parle on TF's distributed runtime: a JSON file {\"ps\": [...], \"worker\": [...]} of "
+                        "host:port (or set TF_CONFIG); one process per worker (replica) and ps")
+    p.add_argument("--job-name", choices=("ps", "worker"), help="this process's job in --cluster")
+    p.add_argument("--task-index", type=int, metavar="I", help="this process's index in its job")
+    p.add_argument("--cluster-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="a worker gives up when the ps or the chief cannot be reached within this time "
+                        "(default %(default)s)")
+    p.add_argument("--ps-idle-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="the ps exits with an error after this long without word from any worker "
+                        "(default %(default)s)")
     p.add_argument("-n", "--name", help="run name for checkpoints/NAME and tensorboard/NAME "
                                         "(default: from optimizer, model, dataset and L)")
     p.add_argument("-rl", "--resume-latest", action="store_true",
@@ -134,7 +155,9 @@ def apply_overrides(values, pairs):
 def default_run_name(s):
     """Return the run name used when -n is not given, e.g. ``entropy-sgd_wrn_cifar10_L20``."""
     name = "%s_%s_%s" % (s.optimizer, s.model, s.dataset)
-    return name + ("_L%d" % s.L if s.optimizer == "entropy-sgd" else "")
+    if s.optimizer == "parle":
+        name += "_n%d" % s.replicas
+    return name + ("_L%d" % s.L if s.optimizer in ("entropy-sgd", "parle") else "")
 
 
 def _non_finite(s):
@@ -157,6 +180,13 @@ def validate(s, model_names):
         (s.dataset in DATASET_NAMES, "dataset must be one of %s" % ", ".join(DATASET_NAMES)),
         (s.model in model_names, "unknown model %r (known: %s)" % (s.model, ", ".join(model_names))),
         (s.L >= 0, "L must be >= 0, got %s" % s.L),
+        (s.optimizer != "parle" or s.L >= 1, "parle needs L >= 1 Langevin steps"),
+        (s.precision in PRECISIONS, "precision must be one of %s" % ", ".join(PRECISIONS)),
+        (s.gpus >= 1, "-g/gpus must be >= 1"),
+        (s.replicas >= 1, "replicas must be >= 1"),
+        (s.optimizer != "parle" or s.gpus == 1,
+         "-g is data parallelism within one model; parle places one replica per device (use --replicas)"),
+        (s.cluster_timeout > 0 and s.ps_idle_timeout > 0, "--cluster-timeout and --ps-idle-timeout must be > 0"),
         (s.batch_size >= 1, "batch_size must be >= 1"),
         (s.epochs > 0, "epochs must be a positive number"),
         (s.max_steps is None or s.max_steps >= 1, "--max-steps must be >= 1"),
@@ -180,7 +210,7 @@ def validate(s, model_names):
         if not ok:
             return message
     for key in ("learning_rate", "esgd_learning_rate", "adam_learning_rate", "momentum", "weight_decay",
-                "esgd_weight_decay", "g0", "g1", "langevin_lr", "epsilon"):
+                "esgd_weight_decay", "g0", "g1", "langevin_lr", "epsilon", "rho", "rho_scoping"):
         value = getattr(s, key)
         if value < 0:
             return "%s must be >= 0, got %s" % (key, value)
@@ -192,7 +222,8 @@ def parse_settings(argv, config_class, model_names):
 
     Exits with status 2 and a one-line message on any bad flag or value (the argparse convention).
     The namespace has every config_train attribute plus: run_name, resume_latest, restore, max_steps,
-    checkpoint_dir, logdir, debug_nan_at_step.
+    checkpoint_dir, logdir, debug_nan_at_step, cluster, job_name, task_index, cluster_timeout,
+    ps_idle_timeout.
     """
     values = config_defaults(config_class)
     parser = build_parser(values)
@@ -202,7 +233,8 @@ def parse_settings(argv, config_class, model_names):
     except ValueError as e:
         parser.error(str(e))
     for flag, key in (("optimizer", "optimizer"), ("L", "L"), ("dataset", "dataset"), ("model", "model"),
-                      ("data_dir", "data_dir"), ("epochs", "epochs"), ("seed", "seed")):
+                      ("data_dir", "data_dir"), ("epochs", "epochs"), ("seed", "seed"), ("precision", "precision"),
+                      ("xla", "xla"), ("gpus", "gpus"), ("replicas", "replicas")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
     s = types.SimpleNamespace(**values)
@@ -212,6 +244,8 @@ def parse_settings(argv, config_class, model_names):
     s.checkpoint_dir = args.checkpoint_dir
     s.logdir = args.logdir
     s.debug_nan_at_step = args.debug_nan_at_step
+    s.cluster, s.job_name, s.task_index = args.cluster, args.job_name, args.task_index
+    s.cluster_timeout, s.ps_idle_timeout = args.cluster_timeout, args.ps_idle_timeout
     problem = validate(s, model_names)
     if problem:
         parser.error(problem)

@@ -1,0 +1,100 @@
+"""Issue 11 in one process on CPU devices: train.py -opt parle --replicas N, and -g N data parallelism."""
+import json
+
+import numpy as np
+import pytest
+
+import evaluate
+import train_fixtures as fx
+
+EXACT = ["-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1", "--set", "epsilon=0"]
+ESGD = ["-L", "2", "--set", "esgd_learning_rate=0.25"]
+PARLE = ["-opt", "parle", "--set", "rho=0.5", "--set", "rho_scoping=0.5"] + ESGD
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    fx.write_tiny_records(folder)
+    return folder
+
+
+def train_args(tmp_path, data_dir, *extra):
+    return fx.TINY + fx.common_args(tmp_path, data_dir) + list(extra)
+
+
+def test_parle_trains_evaluates_the_reference_and_logs_the_replicas(tmp_path, data_dir, capsys):
+    args = train_args(tmp_path, data_dir, *PARLE, "--replicas", "2", "--max-steps", "3", "-n", "p")
+    assert fx.run_main(args) == 0
+    err = capsys.readouterr().err
+    assert "final test accuracy" in err
+    values = fx.checkpoint_values(str(tmp_path / "ckpt" / "p" / "model-3"))
+    reference = {k: v for k, v in values.items() if k.startswith("model/")}
+    replicas = [{k: values["replica_%d/%s" % (a, k)] for k in reference} for a in range(2)]  # KeyError: missing
+    assert reference
+    # the reference is the replicas' mean, and they have moved apart (their own data)
+    weights = [k for k in reference if k.endswith("kernel") or k.endswith("weights")]
+    for k in weights:
+        np.testing.assert_allclose(reference[k], (replicas[0][k] + replicas[1][k]) / 2, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(replicas[0][k] - replicas[1][k]).max() for k in weights) > 1e-4
+    events = fx.scalar_events(str(tmp_path / "tb" / "p" / "train"))
+    assert {"replica_distance", "rho", "gamma", "x_mu_norm"} <= set(events)
+    np.testing.assert_allclose([v for _, v in events["rho"]], [0.5, 0.75, 1.125], rtol=1e-6)
+    # each outer step reads L batches per replica: epochs count per replica
+    np.testing.assert_allclose(events["effective_epoch"][-1][1], 3 * 2 * 8 / fx.TRAIN_SIZE, rtol=1e-6)
+    # evaluate.py restores the reference (the model variables) from the same checkpoint
+    final = [l for l in err.splitlines() if l.startswith("eval step 3")][0]
+    assert evaluate.main([str(tmp_path / "ckpt" / "p"), "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert final.split("acc ")[1].split()[0] == out.split("accuracy ")[1].split()[0]
+
+
+def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
+    """From the same weights (-r), with one replica: the reference ends exactly where Entropy-SGD's
+    weights do (same stream, elastic term zero)."""
+    start = train_args(tmp_path, data_dir, *EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
+    assert fx.run_main(start) == 0
+    common = train_args(tmp_path, data_dir, *EXACT, *ESGD, "--max-steps", "3",
+                        "-r", str(tmp_path / "ckpt" / "start" / "model-1"))
+    assert fx.run_main(common + ["-opt", "entropy-sgd", "-n", "esgd"]) == 0
+    assert fx.run_main(common + ["-opt", "parle", "--replicas", "1", "-n", "parle1"]) == 0
+    esgd = fx.checkpoint_values(str(tmp_path / "ckpt" / "esgd" / "model-3"))
+    parle = fx.checkpoint_values(str(tmp_path / "ckpt" / "parle1" / "model-3"))
+    model = [k for k in parle if k.startswith("model/")]  # the reference (replica slots live elsewhere)
+    assert model
+    for k in model:
+        np.testing.assert_array_equal(parle[k], esgd[k], err_msg=k)
+
+
+def test_parle_resumes_exactly(tmp_path, data_dir, capsys):
+    args = train_args(tmp_path, data_dir, *EXACT, *PARLE, "--replicas", "2")
+    assert fx.run_main(args + ["-n", "whole", "--max-steps", "4"]) == 0
+    assert fx.run_main(args + ["-n", "split", "--max-steps", "2"]) == 0
+    assert fx.run_main(args + ["-n", "split", "--max-steps", "4", "-rl"]) == 0
+    whole = fx.checkpoint_values(str(tmp_path / "ckpt" / "whole" / "model-4"))
+    split = fx.checkpoint_values(str(tmp_path / "ckpt" / "split" / "model-4"))
+    assert set(whole) == set(split)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], split[name], err_msg=name)
+    assert json.loads((tmp_path / "ckpt" / "split" / "settings.json").read_text())["replicas"] == 2
+
+
+def test_data_parallel_towers_run_on_their_devices_and_read_the_whole_batch(tmp_path, data_dir):
+    """-g 2 with batch_size 4 per device reads the stream of -g 1 with batch 8 (same effective epochs),
+    so their first losses, computed before any update, on the same weights, agree to float32 rounding
+    (batch norm normalises each tower's share by its own statistics: those losses are the mean over the
+    two towers; LeNet's dropout is off in WRN-10-1)."""
+    common = train_args(tmp_path, data_dir, *EXACT, *ESGD, "-opt", "entropy-sgd", "--max-steps", "2")
+    assert fx.run_main(common + ["-n", "g2", "-g", "2", "--set", "batch_size=4"]) == 0
+    events = fx.scalar_events(str(tmp_path / "tb" / "g2" / "train"))
+    np.testing.assert_allclose([v for _, v in events["effective_epoch"]],
+                               [k * 2 * 8 / fx.TRAIN_SIZE for k in (1, 2)], rtol=1e-6)
+    assert all(np.isfinite(v) for _, v in events["loss"])
+
+
+def test_parallel_flag_errors(tmp_path, data_dir, capsys):
+    for flags, message in ((["-g", "0"], "-g/gpus must be >= 1"), (["-opt", "parle", "-g", "2"], "parle places"),
+                           (["-opt", "parle", "-L", "0"], "parle needs L >= 1"),
+                           (["--replicas", "0"], "replicas must be >= 1")):
+        assert fx.run_main(train_args(tmp_path, data_dir, *flags)) == 2
+        assert message in capsys.readouterr().err

@@ -1,62 +1,92 @@
 """What one Entropy-SGD outer step costs, against the L momentum steps it replaces.
 
-Times, side by side in one process on one small convolutional model and one batch size:
-  entropy   one session.run of the EntropySGD train op (L gradient evaluations inside a tf.while_loop)
+Times, side by side in one process on one model and one batch size:
+  entropy   one session.run of the EntropySGD train op (L gradient evaluations inside a tf.while_loop),
+            with the fused Langevin step (the default: the element-wise work once on all variables)
+  unfused   the same with ``fused=False``: about ten small ops per variable and inner step
   momentum  L session.runs of tf.train.MomentumOptimizer (Nesterov) on the same model
   pyloop    L session.runs of a one-gradient Entropy-SGD step (EntropySGD with L = 1): the cost of driving
             the Langevin loop from Python, one session.run per inner step, as the seed implementation did
-and prints entropy / momentum (target <= 1.05) and pyloop / momentum. Variants are measured in turns and
-the median of the rounds is reported, so background load hits them alike.
+and prints entropy / momentum (target <= 1.05), pyloop / momentum and fused / unfused (target <= 1).
+Variants are measured in turns and the median of the rounds is reported, so background load hits them
+alike. ``--model``: the small CNN (3 variables, where fusing cannot show) and/or models of models/
+(``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
 
-    python3 bench/step_cost.py [--L 5 20] [--batch 64] [--rounds 7]
+    python3 bench/step_cost.py [--L 5 20] [--batch 64] [--rounds 7] [--model cnn wrn]
 """
 import argparse
 import os
 import statistics
 import sys
 import time
+import types
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.models import IMAGE_SHAPES  # noqa: E402
+from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
 
+VARIANTS = ("entropy", "unfused", "momentum", "pyloop")
+# Models of models/ at a CPU-sized configuration: WRN-10-1.
+MODEL_CONFIG = types.SimpleNamespace(wrn_depth=10, wrn_width=1, dropout=0.0, data_format="NHWC", precision="fp32")
 
-def conv_loss_fn(batch, seed=0):
-    """A small CNN (two 3x3 convolutions, global pooling, a dense layer) on synthetic 32x32x3 batches."""
-    images = tf.random.stateless_uniform([batch * 4, 32, 32, 3], seed=[seed, 1])
-    labels = tf.random.stateless_uniform([batch * 4], seed=[seed, 2], maxval=10, dtype=tf.int32)
-    it = tf.data.make_one_shot_iterator(
-        tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(batch).prefetch(4))
+
+def small_cnn():
+    """A small CNN (two 3x3 convolutions, global pooling, a dense layer): returns f(images) -> logits."""
     with tf.variable_scope("cnn", reuse=tf.AUTO_REUSE):
         w1 = tf.get_variable("w1", [3, 3, 3, 32], initializer=tf.glorot_normal_initializer())
         w2 = tf.get_variable("w2", [3, 3, 32, 64], initializer=tf.glorot_normal_initializer())
         w3 = tf.get_variable("w3", [64, 10], initializer=tf.glorot_normal_initializer())
 
-    def loss_fn():
-        x, y = it.get_next()
+    def logits(x):
         h = tf.nn.relu(tf.nn.conv2d(x, w1, strides=1, padding="SAME"))
         h = tf.nn.relu(tf.nn.conv2d(h, w2, strides=2, padding="SAME"))
-        logits = tf.matmul(tf.reduce_mean(h, axis=[1, 2]), w3)
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        return tf.matmul(tf.reduce_mean(h, axis=[1, 2]), w3)
+
+    return logits
+
+
+def model_loss_fn(model, batch, seed=0):
+    """Return loss_fn() -> the mean cross-entropy of ``model`` ("cnn": ``small_cnn``, else a model of
+    models/ in training mode) on the next of synthetic batches cycled from a small in-memory set."""
+    shape = IMAGE_SHAPES.get(model, (32, 32, 3))
+    images = tf.random.stateless_uniform([batch * 4] + list(shape), seed=[seed, 1])
+    labels = tf.random.stateless_uniform([batch * 4], seed=[seed, 2], maxval=10, dtype=tf.int32)
+    it = tf.data.make_one_shot_iterator(
+        tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(batch).prefetch(4))
+    if model == "cnn":
+        logits = small_cnn()
+    else:
+        model_fn = get_model(model)
+        logits = lambda x: model_fn(x, True, 10, MODEL_CONFIG)  # noqa: E731
+
+    def loss_fn():
+        x, y = it.get_next()
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits(x)))
 
     return loss_fn
 
 
-def build(variant, L, batch):
-    """Returns (session, op, runs per outer step) for one variant, in a graph of its own."""
+def build(model, variant, L, batch):
+    """Returns (session, op, runs per outer step, trainable variables) for one variant, in a graph of its own."""
     graph = tf.Graph()
     with graph.as_default():
-        loss_fn = conv_loss_fn(batch)
-        if variant == "entropy":
-            op, runs = EntropySGD(loss_fn, 0.1, L=L).minimize(loss_fn()), 1
-        elif variant == "momentum":
-            op, runs = tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True).minimize(loss_fn()), L
-        else:
-            op, runs = EntropySGD(loss_fn, 0.1, L=1).minimize(loss_fn()), L
+        loss_fn = model_loss_fn(model, batch)
+        loss = loss_fn()
+        # Batch-norm statistics move in every step of every variant (EntropySGD runs loss_fn's own in its loop).
+        with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+            if variant in ("entropy", "unfused"):
+                op, runs = EntropySGD(loss_fn, 0.1, L=L, fused=variant == "entropy").minimize(loss), 1
+            elif variant == "momentum":
+                op, runs = tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True).minimize(loss), L
+            else:
+                op, runs = EntropySGD(loss_fn, 0.1, L=1).minimize(loss), L
+        count = len(tf.trainable_variables())
         sess = tf.Session(graph=graph)
         sess.run(tf.global_variables_initializer())
-    return sess, op, runs
+    return sess, op, runs, count
 
 
 def time_outer_step(sess, op, runs):
@@ -66,19 +96,20 @@ def time_outer_step(sess, op, runs):
     return time.perf_counter() - start
 
 
-def measure(L, batch, rounds, steps_per_round):
-    variants = {name: build(name, L, batch) for name in ("entropy", "momentum", "pyloop")}
-    for sess, op, runs in variants.values():  # warm up: graph optimisation, allocations
+def measure(model, L, batch, rounds, steps_per_round):
+    """Return ({variant: median seconds per outer step}, trainable variable count)."""
+    variants = {name: build(model, name, L, batch) for name in VARIANTS}
+    for sess, op, runs, _ in variants.values():  # warm up: graph optimisation, allocations
         for _ in range(2):
             time_outer_step(sess, op, runs)
     samples = {name: [] for name in variants}
     for _ in range(rounds):
-        for name, (sess, op, runs) in variants.items():
+        for name, (sess, op, runs, _) in variants.items():
             samples[name].append(sum(time_outer_step(sess, op, runs) for _ in range(steps_per_round))
                                  / steps_per_round)
-    for sess, _, _ in variants.values():
+    for sess, _, _, _ in variants.values():
         sess.close()
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: statistics.median(s) for name, s in samples.items()}, variants["entropy"][3]
 
 
 def main():
@@ -87,16 +118,22 @@ def main():
     parser.add_argument("--batch", type=int, default=64, help="batch size")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of measurement (median reported)")
     parser.add_argument("--steps", type=int, default=3, help="outer steps per round and variant")
+    parser.add_argument("--model", nargs="+", choices=("cnn",) + MODEL_NAMES, default=["cnn"],
+                        help="cnn: the small CNN; wrn (WRN-10-1), allcnn, lenet: the models of models/")
     args = parser.parse_args()
-    print("small CNN, batch %d, %d threads; seconds per outer step (median of %d rounds)"
-          % (args.batch, os.cpu_count(), args.rounds))
-    print("%4s %10s %10s %10s %18s %16s" % ("L", "entropy", "momentum", "pyloop", "entropy/momentum",
-                                             "pyloop/momentum"))
-    for L in args.L:
-        t = measure(L, args.batch, args.rounds, args.steps)
-        print("%4d %10.4f %10.4f %10.4f %18.3f %16.3f" % (L, t["entropy"], t["momentum"], t["pyloop"],
-                                                         t["entropy"] / t["momentum"],
-                                                         t["pyloop"] / t["momentum"]))
+    for model in args.model:
+        label = "wrn-%d-%d" % (MODEL_CONFIG.wrn_depth, MODEL_CONFIG.wrn_width) if model == "wrn" else model
+        for L in args.L:
+            t, count = measure(model, L, args.batch, args.rounds, args.steps)
+            if L == args.L[0]:
+                print("%s (%d variables), batch %d, %d threads; seconds per outer step (median of %d rounds)"
+                      % (label, count, args.batch, os.cpu_count(), args.rounds))
+                print("%4s %10s %10s %10s %10s %18s %16s %14s" % ("L", "entropy", "unfused", "momentum", "pyloop",
+                                                                   "entropy/momentum", "pyloop/momentum",
+                                                                   "fused/unfused"))
+            print("%4d %10.4f %10.4f %10.4f %10.4f %18.3f %16.3f %14.3f"
+                  % (L, t["entropy"], t["unfused"], t["momentum"], t["pyloop"], t["entropy"] / t["momentum"],
+                     t["pyloop"] / t["momentum"], t["entropy"] / t["unfused"]), flush=True)
 
 
 if __name__ == "__main__":

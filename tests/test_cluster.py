@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import train_fixtures as fx
 from tfcompat import tf
 from training import cluster
 
@@ -108,24 +109,13 @@ def test_session_config_keeps_the_base_and_filters_to_ps_and_self():
     assert list(base.device_filters) == ["/job:worker/task:0"]  # the base is not modified
 
 
-def free_ports(n):
-    """``n`` distinct ports free on every interface now (the servers bind 0.0.0.0)."""
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_start_server_names_the_address_whose_port_is_taken():
     with socket.socket() as taken:
         taken.bind(("", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         address = "127.0.0.1:%d" % port
-        cfg = cluster.Cluster({"ps": [address], "worker": ["127.0.0.1:%d" % free_ports(1)[0]]}, "ps", 0)
+        cfg = cluster.Cluster({"ps": [address], "worker": ["127.0.0.1:%d" % fx.free_ports(1)[0]]}, "ps", 0)
         expected = "cannot start ps task 0 on %s .*is port %d taken" % (address, port)
         with pytest.raises(cluster.ClusterError, match=expected):
             cluster.start_server(cfg)
@@ -178,7 +168,7 @@ class Processes(object):
 
 @pytest.fixture
 def processes(tmp_path):
-    ports = free_ports(3)
+    ports = fx.free_ports(3)
     procs = Processes(tmp_path, {"ps": ["127.0.0.1:%d" % ports[0]],
                                  "worker": ["127.0.0.1:%d" % p for p in ports[1:]]})
     yield procs

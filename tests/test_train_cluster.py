@@ -2,7 +2,6 @@
 LeNet on Fashion-MNIST-shaped records; worker 1 is killed mid-run and restarted. Every process must
 end by itself: each has a hard time limit, so a hang fails the test instead of stalling CI."""
 import json
-import socket
 import time
 
 import numpy as np
@@ -15,19 +14,9 @@ RUN = ["-opt", "parle", "-L", "2", "--set", "esgd_learning_rate=0.25", "--set", 
        "--set", "checkpoint_every=2", "--max-steps", "18", "-n", "c"]
 
 
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 @pytest.fixture
 def cluster_file(tmp_path):
-    ps, w0, w1 = free_ports(3)
+    ps, w0, w1 = fx.free_ports(3)
     path = tmp_path / "cluster.json"
     path.write_text(json.dumps({"ps": ["127.0.0.1:%d" % ps], "worker": ["127.0.0.1:%d" % w0, "127.0.0.1:%d" % w1]}))
     return path

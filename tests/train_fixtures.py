@@ -1,7 +1,9 @@
 """Helpers for the trainer's end-to-end tests: a tiny Fashion-MNIST-shaped record folder, runs of
-train.py (in-process or as a subprocess), and readers of the checkpoints and event files it leaves."""
+train.py (in-process or as a subprocess), free ports for loopback clusters, and readers of the
+checkpoints and event files it leaves."""
 import glob
 import os
+import socket
 import subprocess
 import sys
 
@@ -38,6 +40,17 @@ def write_tiny_records(data_dir, seed=0):
     record_dir = os.path.join(str(data_dir), "fashion-mnist")
     splits = {"train": tiny_split(TRAIN_SIZE, rng), "test": tiny_split(TEST_SIZE, rng)}
     return records.write_records(record_dir, "fashion-mnist", splits, list(FASHION_MNIST_CLASSES), progress=False)
+
+
+def free_ports(n):
+    """``n`` distinct ports free on every interface now (the test servers bind 0.0.0.0)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def common_args(tmp_path, data_dir):

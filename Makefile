@@ -1,7 +1,9 @@
 # make test  : create .venv from requirements-test.txt when missing or stale, run the whole test suite
+#              in TEST_WORKERS processes (pytest-xdist; 2 fits the 2-core CI machine)
 # make train : create .venv from requirements.txt, then a short real Entropy-SGD run on Fashion-MNIST
 PYTHON ?= python3
 VENV   ?= .venv
+TEST_WORKERS ?= 2
 PY     := $(VENV)/bin/python
 
 .PHONY: test train clean-venv
@@ -17,7 +19,7 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	touch $@
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist when it is (or, as root, can be) installed;
 # otherwise train.py downloads it. A timestamped run name lets `make train` run again.

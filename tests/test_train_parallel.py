@@ -1,11 +1,17 @@
 """Issue 11 in one process on CPU devices: train.py -opt parle --replicas N, and -g N data parallelism."""
 import json
+import re
 
 import numpy as np
 import pytest
 
 import evaluate
 import train_fixtures as fx
+from config import config_train
+from models import MODEL_NAMES
+from tfcompat import tf
+from training import devices, graph, settings
+from training.dataset import record_info
 
 EXACT = ["-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1", "--set", "epsilon=0"]
 ESGD = ["-L", "2", "--set", "esgd_learning_rate=0.25"]
@@ -79,17 +85,38 @@ def test_parle_resumes_exactly(tmp_path, data_dir, capsys):
     assert json.loads((tmp_path / "ckpt" / "split" / "settings.json").read_text())["replicas"] == 2
 
 
-def test_data_parallel_towers_run_on_their_devices_and_read_the_whole_batch(tmp_path, data_dir):
-    """-g 2 with batch_size 4 per device reads the stream of -g 1 with batch 8 (same effective epochs),
-    so their first losses, computed before any update, on the same weights, agree to float32 rounding
-    (batch norm normalises each tower's share by its own statistics: those losses are the mean over the
-    two towers; LeNet's dropout is off in WRN-10-1)."""
+def test_data_parallel_towers_read_the_whole_batch(tmp_path, data_dir):
+    """-g 2 with batch_size 4 per device reads 8 examples per batch: effective epochs count both towers."""
     common = train_args(tmp_path, data_dir, *EXACT, *ESGD, "-opt", "entropy-sgd", "--max-steps", "2")
     assert fx.run_main(common + ["-n", "g2", "-g", "2", "--set", "batch_size=4"]) == 0
     events = fx.scalar_events(str(tmp_path / "tb" / "g2" / "train"))
     np.testing.assert_allclose([v for _, v in events["effective_epoch"]],
                                [k * 2 * 8 / fx.TRAIN_SIZE for k in (1, 2)], rtol=1e-6)
     assert all(np.isfinite(v) for _, v in events["loss"])
+
+
+def test_data_parallel_towers_run_on_their_devices(tmp_path, data_dir):
+    """In a traced step of -g 2 (Entropy-SGD: the first inner step, then the Langevin loop), tower t's
+    convolutions, matrix products and their gradients run on CPU device t (variable reads stay with the
+    variables, on the first)."""
+    record_dir = str(data_dir / "fashion-mnist")
+    s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-g", "2", *ESGD, "-opt", "entropy-sgd"],
+                                config_train, MODEL_NAMES)
+    with tf.Graph().as_default():
+        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"))
+        with tf.Session(config=devices.session_config(g.num_devices)) as sess:
+            sess.run(g.init)
+            sess.run(g.train_init, {g.start_batch: 0})
+            meta = tf.RunMetadata()
+            sess.run(g.train_op, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=meta)
+    placed = {}  # (tower, in the Langevin loop) -> {devices that ran its convolutions / products}
+    for d in meta.step_stats.dev_stats:
+        for n in d.node_stats:
+            tower = re.search(r"tower_\d", n.node_name)
+            if tower and n.node_name.endswith(("/Conv2D", "/MatMul", "/Conv2DBackpropFilter")):
+                placed.setdefault((tower.group(), "langevin/" in n.node_name), set()).add(d.device.split("device:")[-1])
+    assert placed == {("tower_0", False): {"CPU:0"}, ("tower_1", False): {"CPU:1"},
+                      ("tower_0", True): {"CPU:0"}, ("tower_1", True): {"CPU:1"}}, placed
 
 
 def test_parallel_flag_errors(tmp_path, data_dir, capsys):

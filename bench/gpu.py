@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.turns import rotations  # noqa: E402
 import config  # noqa: E402
 import models  # noqa: E402
 from data.pipeline import normalizer  # noqa: E402
@@ -160,11 +161,11 @@ def device_name():
 
 
 def measure(variants, rounds, gpu):
-    """Warm every variant up, then time them in turns for ``rounds`` rounds."""
+    """Warm every variant up, then time them in turns (bench.turns.rotations) for ``rounds`` rounds."""
     for v in variants:
         v.warm_up(gpu)
-    for r in range(rounds):
-        for v in variants:
+    for r, order in enumerate(rotations(variants, rounds)):
+        for v in order:
             v.seconds.append(v.turn())
         print("round %d/%d done" % (r + 1, rounds), file=sys.stderr, flush=True)
 

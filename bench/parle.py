@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.turns import rotations  # noqa: E402
 from config import config_train  # noqa: E402
 from data.datasets import FASHION_MNIST_CLASSES  # noqa: E402
 from data.records import write_records  # noqa: E402
@@ -140,8 +141,8 @@ def measure(variants, rounds, steps):
     for v in variants:  # warm up: graph optimisation, first allocations
         v.step()
     samples = {v: [] for v in variants}
-    for _ in range(rounds):
-        for v in variants:
+    for order in rotations(variants, rounds):
+        for v in order:
             samples[v].append(sum(v.step() for _ in range(steps)) / steps)
     return {v: statistics.median(t) for v, t in samples.items()}
 

@@ -8,9 +8,9 @@ Times, side by side in one process on one model and one batch size:
   pyloop    L session.runs of a one-gradient Entropy-SGD step (EntropySGD with L = 1): the cost of driving
             the Langevin loop from Python, one session.run per inner step, as the seed implementation did
 and prints entropy / momentum (target <= 1.05), pyloop / momentum and fused / unfused (target <= 1).
-Variants are measured in turns and the median of the rounds is reported, so background load hits them
-alike. ``--model``: the small CNN (3 variables, where fusing cannot show) and/or models of models/
-(``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
+Variants are measured in turns (each round starting with the next one) and the median of the rounds is
+reported, so background load hits them alike. ``--model``: the small CNN (3 variables, where fusing
+cannot show) and/or models of models/ (``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
 
     python3 bench/step_cost.py [--L 5 20] [--batch 64] [--rounds 7] [--model cnn wrn]
 """
@@ -24,6 +24,7 @@ import types
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.models import IMAGE_SHAPES  # noqa: E402
+from bench.turns import rotations  # noqa: E402
 from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
@@ -103,8 +104,9 @@ def measure(model, L, batch, rounds, steps_per_round):
         for _ in range(2):
             time_outer_step(sess, op, runs)
     samples = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, (sess, op, runs, _) in variants.items():
+    for order in rotations(variants, rounds):
+        for name in order:
+            sess, op, runs, _ = variants[name]
             samples[name].append(sum(time_outer_step(sess, op, runs) for _ in range(steps_per_round))
                                  / steps_per_round)
     for sess, _, _, _ in variants.values():

@@ -19,26 +19,13 @@ import train_fixtures as fx
 TRAIN_TAGS = {"loss", "accuracy", "learning_rate", "images_per_sec", "effective_epoch"}
 ESGD_TAGS = {"gamma", "inner_loss", "x_mu_norm", "x_xprime_norm"}
 TEST_TAGS = {"loss", "accuracy", "error"}
-# No dropout (WRN with dropout 0) and no Langevin noise: a resumed run must match bit for bit.
-EXACT = ["-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1", "--set", "epsilon=0"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    fx.write_tiny_records(folder)
-    return folder
-
-
-def train_args(tmp_path, data_dir, *extra):
-    return fx.TINY + fx.common_args(tmp_path, data_dir) + list(extra)
 
 
 @pytest.mark.parametrize("opt", ["entropy-sgd", "sgd", "momentum", "adam"])
 def test_each_optimizer_trains_and_writes_checkpoints_and_events(tmp_path, data_dir, capsys, opt):
     extra = ["-L", "2", "--set", "g0=0.05", "--set", "g1=0.5", "--set", "esgd_learning_rate=0.25"] \
         if opt == "entropy-sgd" else []
-    assert fx.run_main(train_args(tmp_path, data_dir, "-opt", opt, "--max-steps", "3", "-n", "r", *extra)) == 0
+    assert fx.run_main(fx.train_args(tmp_path, data_dir, "-opt", opt, "--max-steps", "3", "-n", "r", *extra)) == 0
     err = capsys.readouterr().err
     assert "final test accuracy" in err and "eval step 3" in err
     run = tmp_path / "ckpt" / "r"
@@ -67,7 +54,7 @@ def test_each_optimizer_trains_and_writes_checkpoints_and_events(tmp_path, data_
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, data_dir, capsys):
-    args = train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", *EXACT)
+    args = fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", *fx.EXACT)
     assert fx.run_main(args + ["-n", "whole", "--max-steps", "5"]) == 0
     assert fx.run_main(args + ["-n", "split", "--max-steps", "2"]) == 0
     capsys.readouterr()
@@ -89,7 +76,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, data_dir, 
 
 
 def test_sigterm_saves_a_final_checkpoint_and_resume_matches(tmp_path, data_dir):
-    args = train_args(tmp_path, data_dir, "-opt", "momentum", *EXACT, "--set", "checkpoint_every=100")
+    args = fx.train_args(tmp_path, data_dir, "-opt", "momentum", *fx.EXACT, "--set", "checkpoint_every=100")
     child = fx.subprocess_train(args + ["-n", "term", "--max-steps", "100000"])
     try:
         deadline = time.time() + 120
@@ -119,7 +106,7 @@ def test_sigterm_saves_a_final_checkpoint_and_resume_matches(tmp_path, data_dir)
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, capsys):
-    args = train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "1", "-n", "nan", "--max-steps", "10",
+    args = fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "1", "-n", "nan", "--max-steps", "10",
                       "--set", "checkpoint_every=0.1", "--debug-nan-at-step", "3")
     assert fx.run_main(args) == 1
     err = capsys.readouterr().err
@@ -139,7 +126,7 @@ def test_flag_errors_are_one_line_from_the_command_line(tmp_path):
 
 
 def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
-    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "x", "--max-steps", "1")
+    args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "x", "--max-steps", "1")
     assert fx.run_main(args + ["-rl"]) == 1
     assert "nothing to resume" in capsys.readouterr().err
     assert fx.run_main(args) == 0
@@ -148,10 +135,10 @@ def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
     assert "continue it with -rl" in capsys.readouterr().err
     assert fx.run_main(args + ["-rl", "--seed", "7"]) == 1
     assert "seed 42 -> 7" in capsys.readouterr().err
-    assert fx.run_main(train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "none"))) == 1
+    assert fx.run_main(fx.train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "none"))) == 1
     assert "no checkpoint there" in capsys.readouterr().err
     # A checkpoint of another model, and a damaged one: one line each.
-    assert fx.run_main(train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "ckpt" / "x" / "model-1"),
+    assert fx.run_main(fx.train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "ckpt" / "x" / "model-1"),
                                   "-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1")) == 1
     _error_line(capsys.readouterr().err, "cannot restore")
     data = next((tmp_path / "ckpt" / "x").glob("model-1.data-*"))
@@ -161,7 +148,7 @@ def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
 
 
 def test_restore_starts_from_weights_and_evaluate_reports_the_same_numbers(tmp_path, data_dir, capsys):
-    args = train_args(tmp_path, data_dir, "-opt", "adam", "--max-steps", "3")
+    args = fx.train_args(tmp_path, data_dir, "-opt", "adam", "--max-steps", "3")
     assert fx.run_main(args + ["-n", "a"]) == 0
     final = [l for l in capsys.readouterr().err.splitlines() if l.startswith("eval step 3")][0]
     assert evaluate.main([str(tmp_path / "ckpt" / "a"), "--data-dir", str(data_dir)]) == 0
@@ -183,7 +170,7 @@ def _free_port():
 
 
 def test_a_tensorboard_server_serves_the_scalar_tags(tmp_path, data_dir):
-    assert fx.run_main(train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "-n", "tbrun",
+    assert fx.run_main(fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "-n", "tbrun",
                                   "--max-steps", "2")) == 0
     port = _free_port()
     tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
@@ -216,7 +203,7 @@ def _error_line(err, fragment):
 
 def test_entropy_sgd_with_L0_is_nesterov_sgd_with_the_sgd_recipe(tmp_path, data_dir):
     # Same learning rate, schedule and weight decay as -opt momentum (Nesterov), so the same weights.
-    args = train_args(tmp_path, data_dir, *EXACT, "--max-steps", "2", "--set", "learning_rate=0.05",
+    args = fx.train_args(tmp_path, data_dir, *fx.EXACT, "--max-steps", "2", "--set", "learning_rate=0.05",
                       "--set", "weight_decay=0.01")
     assert fx.run_main(args + ["-opt", "entropy-sgd", "-L", "0", "-n", "esgd0"]) == 0
     assert fx.run_main(args + ["-opt", "momentum", "-n", "nesterov"]) == 0
@@ -233,7 +220,7 @@ def test_entropy_sgd_with_L0_is_nesterov_sgd_with_the_sgd_recipe(tmp_path, data_
 def test_weights_that_overflow_are_never_saved(tmp_path, data_dir, capsys):
     # The loss of step 1 is computed before its update, so it is finite; the update overflows the
     # weights (weight decay 1e10 times rate 1e30). Step 1 is due for a checkpoint: it must not happen.
-    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "big", "--max-steps", "3", "--set",
+    args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "big", "--max-steps", "3", "--set",
                       "checkpoint_every=0.1", "--set", "learning_rate=1e30", "--set", "weight_decay=1e10")
     assert fx.run_main(args) == 1
     err = capsys.readouterr().err
@@ -245,7 +232,7 @@ def test_events_written_past_the_last_checkpoint_are_dropped_on_resume(tmp_path,
     # A run that dies after logging steps 4 and 5 past its checkpoint at 3 (here: the NaN stop, which
     # saves nothing, as a kill would); -rl redoes them. The files then hold steps 4 and 5 twice, and
     # TensorBoard, told by the resumed run's SessionLog.START, shows each step once.
-    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "purge", "--set", "checkpoint_every=0.5",
+    args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "purge", "--set", "checkpoint_every=0.5",
                       "--set", "eval_every=10")
     assert fx.run_main(args + ["--max-steps", "9", "--debug-nan-at-step", "5"]) == 1
     assert fx.checkpoint_values(str(tmp_path / "ckpt" / "purge"))["global_step"] == 3
@@ -258,7 +245,7 @@ def test_events_written_past_the_last_checkpoint_are_dropped_on_resume(tmp_path,
 def test_resume_takes_the_best_accuracy_from_the_best_checkpoint(tmp_path, data_dir):
     # Staged: the newest periodic save predates the best one (a run killed between the two), and the
     # best save holds accuracy 1. On -rl no evaluation can beat 1, so best/ must stay as it is.
-    args = train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "best", "--set", "eval_every=0.1")
+    args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "best", "--set", "eval_every=0.1")
     assert fx.run_main(args + ["--max-steps", "2"]) == 0
     run = tmp_path / "ckpt" / "best"
     best = checkpoints_in(run / "best")
@@ -276,7 +263,7 @@ def checkpoints_in(folder):
 
 
 def test_data_and_run_problems_are_one_line_errors(tmp_path, data_dir, capsys, monkeypatch):
-    args = train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", "1")
+    args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", "1")
     assert fx.run_main(args + ["-n", "big", "--set", "batch_size=64"]) == 2
     _error_line(capsys.readouterr().err, "batch_size 64 exceeds the 48 training examples")
     (tmp_path / "file").write_text("")
@@ -307,8 +294,8 @@ def test_evaluate_reestimates_entropy_sgd_batch_norm_at_x(tmp_path, data_dir, ca
     evaluate.py re-estimates them at x first, as train.py does, whatever the checkpoint holds."""
     # one evaluation, at the last step: its re-estimation reads the first batches of the BN stream,
     # as evaluate.py's does
-    args = train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "--max-steps", "2", "-n", "e",
-                      "--set", "eval_every=100", *EXACT)
+    args = fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "--max-steps", "2", "-n", "e",
+                      "--set", "eval_every=100", *fx.EXACT)
     assert fx.run_main(args) == 0
     final = [l for l in capsys.readouterr().err.splitlines() if l.startswith("eval step 2")][0]
     prefix = str(tmp_path / "ckpt" / "e" / "model-2")

@@ -3,7 +3,6 @@ import json
 import re
 
 import numpy as np
-import pytest
 
 import evaluate
 import train_fixtures as fx
@@ -13,24 +12,12 @@ from tfcompat import tf
 from training import devices, graph, settings
 from training.dataset import record_info
 
-EXACT = ["-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1", "--set", "epsilon=0"]
 ESGD = ["-L", "2", "--set", "esgd_learning_rate=0.25"]
 PARLE = ["-opt", "parle", "--set", "rho=0.5", "--set", "rho_scoping=0.5"] + ESGD
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    fx.write_tiny_records(folder)
-    return folder
-
-
-def train_args(tmp_path, data_dir, *extra):
-    return fx.TINY + fx.common_args(tmp_path, data_dir) + list(extra)
-
-
 def test_parle_trains_evaluates_the_reference_and_logs_the_replicas(tmp_path, data_dir, capsys):
-    args = train_args(tmp_path, data_dir, *PARLE, "--replicas", "2", "--max-steps", "3", "-n", "p")
+    args = fx.train_args(tmp_path, data_dir, *PARLE, "--replicas", "2", "--max-steps", "3", "-n", "p")
     assert fx.run_main(args) == 0
     err = capsys.readouterr().err
     assert "final test accuracy" in err
@@ -58,9 +45,9 @@ def test_parle_trains_evaluates_the_reference_and_logs_the_replicas(tmp_path, da
 def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
     """From the same weights (-r), with one replica: the reference ends exactly where Entropy-SGD's
     weights do (same stream, elastic term zero)."""
-    start = train_args(tmp_path, data_dir, *EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
+    start = fx.train_args(tmp_path, data_dir, *fx.EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
     assert fx.run_main(start) == 0
-    common = train_args(tmp_path, data_dir, *EXACT, *ESGD, "--max-steps", "3",
+    common = fx.train_args(tmp_path, data_dir, *fx.EXACT, *ESGD, "--max-steps", "3",
                         "-r", str(tmp_path / "ckpt" / "start" / "model-1"))
     assert fx.run_main(common + ["-opt", "entropy-sgd", "-n", "esgd"]) == 0
     assert fx.run_main(common + ["-opt", "parle", "--replicas", "1", "-n", "parle1"]) == 0
@@ -73,7 +60,7 @@ def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
 
 
 def test_parle_resumes_exactly(tmp_path, data_dir, capsys):
-    args = train_args(tmp_path, data_dir, *EXACT, *PARLE, "--replicas", "2")
+    args = fx.train_args(tmp_path, data_dir, *fx.EXACT, *PARLE, "--replicas", "2")
     assert fx.run_main(args + ["-n", "whole", "--max-steps", "4"]) == 0
     assert fx.run_main(args + ["-n", "split", "--max-steps", "2"]) == 0
     assert fx.run_main(args + ["-n", "split", "--max-steps", "4", "-rl"]) == 0
@@ -87,7 +74,7 @@ def test_parle_resumes_exactly(tmp_path, data_dir, capsys):
 
 def test_data_parallel_towers_read_the_whole_batch(tmp_path, data_dir):
     """-g 2 with batch_size 4 per device reads 8 examples per batch: effective epochs count both towers."""
-    common = train_args(tmp_path, data_dir, *EXACT, *ESGD, "-opt", "entropy-sgd", "--max-steps", "2")
+    common = fx.train_args(tmp_path, data_dir, *fx.EXACT, *ESGD, "-opt", "entropy-sgd", "--max-steps", "2")
     assert fx.run_main(common + ["-n", "g2", "-g", "2", "--set", "batch_size=4"]) == 0
     events = fx.scalar_events(str(tmp_path / "tb" / "g2" / "train"))
     np.testing.assert_allclose([v for _, v in events["effective_epoch"]],
@@ -123,5 +110,5 @@ def test_parallel_flag_errors(tmp_path, data_dir, capsys):
     for flags, message in ((["-g", "0"], "-g/gpus must be >= 1"), (["-opt", "parle", "-g", "2"], "parle places"),
                            (["-opt", "parle", "-L", "0"], "parle needs L >= 1"),
                            (["--replicas", "0"], "replicas must be >= 1")):
-        assert fx.run_main(train_args(tmp_path, data_dir, *flags)) == 2
+        assert fx.run_main(fx.train_args(tmp_path, data_dir, *flags)) == 2
         assert message in capsys.readouterr().err

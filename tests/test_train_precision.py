@@ -14,20 +14,7 @@ from tfcompat import tf
 from training import graph, settings
 from training.dataset import record_info
 
-# No dropout (WRN with dropout 0), no Langevin noise: runs that should agree can be compared.
-EXACT = ["-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1", "--set", "epsilon=0"]
 ESGD = ["-opt", "entropy-sgd", "-L", "2", "--set", "esgd_learning_rate=0.25"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    fx.write_tiny_records(folder)
-    return folder
-
-
-def train_args(tmp_path, data_dir, *extra):
-    return fx.TINY + fx.common_args(tmp_path, data_dir) + list(extra)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -88,9 +75,9 @@ def test_xla_gives_the_weights_of_the_plain_graph(tmp_path, data_dir):
     """From the same start, 3 Entropy-SGD outer steps (L = 2, epsilon = 0) with and without XLA end at
     the same weights to float32 rounding: per variable, the two runs differ by far less than the
     distance the run moved the weights (XLA fuses and reorders float ops, so not bit for bit)."""
-    start = train_args(tmp_path, data_dir, *EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
+    start = fx.train_args(tmp_path, data_dir, *fx.EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
     assert fx.run_main(start) == 0
-    args = train_args(tmp_path, data_dir, *ESGD, *EXACT, "--max-steps", "3",
+    args = fx.train_args(tmp_path, data_dir, *ESGD, *fx.EXACT, "--max-steps", "3",
                       "-r", str(tmp_path / "ckpt" / "start" / "model-1"))
     assert fx.run_main(args + ["-n", "plain"]) == 0
     assert fx.run_main(args + ["-n", "xla", "--xla"]) == 0
@@ -111,7 +98,7 @@ def test_train_py_bf16_xla_and_fp16_end_to_end(tmp_path, data_dir, opt):
     extra = ESGD if opt == "entropy-sgd" else ["-opt", opt]
     for precision, flags in (("bf16", ["--xla"]), ("fp16", [])):
         name = "%s-%s" % (opt, precision)
-        args = train_args(tmp_path, data_dir, *extra, "--precision", precision, "--max-steps", "3", "-n", name,
+        args = fx.train_args(tmp_path, data_dir, *extra, "--precision", precision, "--max-steps", "3", "-n", name,
                           *flags)
         assert fx.run_main(args) == 0
         run = tmp_path / "ckpt" / name
@@ -126,7 +113,7 @@ def test_train_py_bf16_xla_and_fp16_end_to_end(tmp_path, data_dir, opt):
 
 
 def test_precision_must_match_on_resume(tmp_path, data_dir, capsys):
-    args = train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", "1", "-n", "r")
+    args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", "1", "-n", "r")
     assert fx.run_main(args) == 0
     assert fx.run_main(args + ["-rl", "--precision", "fp16"]) == 1
     assert "precision 'fp32' -> 'fp16'" in capsys.readouterr().err

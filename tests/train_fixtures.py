@@ -53,6 +53,10 @@ def free_ports(n):
     return ports
 
 
+# No dropout (WRN-10-1, dropout 0) and no Langevin noise: runs that should agree can be compared exactly.
+EXACT = ["-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1", "--set", "epsilon=0"]
+
+
 def common_args(tmp_path, data_dir):
     """Flags that put data, checkpoints and events under the test's own folders."""
     return ["--data-dir", str(data_dir), "--checkpoint-dir", str(tmp_path / "ckpt"),
@@ -121,3 +125,8 @@ def image_tags(event_dir):
 def event_files(event_dir):
     """Return the event files in ``event_dir``."""
     return glob.glob(os.path.join(str(event_dir), "events.out.tfevents.*"))
+
+
+def train_args(tmp_path, data_dir, *extra):
+    """train.py's flags for a TINY run in the test's folders, plus ``extra``."""
+    return TINY + common_args(tmp_path, data_dir) + list(extra)

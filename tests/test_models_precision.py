@@ -10,7 +10,6 @@ Tolerances are in units of the low dtype's machine epsilon (bf16 2^-7, fp16 2^-1
   constant for bf16 and fp16). Its component along the fp32 gradient is far smaller: the low-precision
   gradient is the fp32 one plus noise, not a rescaled one (measured: within 0.35 sqrt(eps)).
 """
-import types
 
 import ml_dtypes
 import numpy as np

@@ -6,7 +6,6 @@ evaluation: ``eval step 120  epoch 2.46  test loss 0.3812  acc 0.8650  error 13.
 """
 import datetime
 import sys
-import time
 
 from tqdm import tqdm
 

@@ -2,12 +2,18 @@
 LeNet on Fashion-MNIST-shaped records; worker 1 is killed mid-run and restarted. Every process must
 end by itself: each has a hard time limit, so a hang fails the test instead of stalling CI."""
 import json
+import signal
 import time
 
 import numpy as np
 import pytest
 
 import train_fixtures as fx
+from config import config_train
+from models import MODEL_NAMES
+from tfcompat import tf
+from training import cluster, graph, settings
+from training.dataset import record_info
 
 LIMIT = 240  # seconds any one process may take on a busy 2-core machine (they take ~10-30 s)
 RUN = ["-opt", "parle", "-L", "2", "--set", "esgd_learning_rate=0.25", "--set", "eval_every=2",
@@ -22,11 +28,20 @@ def cluster_file(tmp_path):
     return path
 
 
-def start(tmp_path, data_dir, cluster_file, job, index):
+def start(tmp_path, data_dir, cluster_file, job, index, *extra):
     args = fx.TINY + fx.common_args(tmp_path, data_dir) + RUN + [
         "--cluster", str(cluster_file), "--job-name", job, "--task-index", str(index), "--cluster-timeout", "60",
-        "--ps-idle-timeout", "60"]
+        "--ps-idle-timeout", "60", *extra]
     return fx.subprocess_train(args)
+
+
+def wait_for_steps(proc, n, deadline):
+    """Read ``proc``'s stderr until it has printed ``n`` step lines."""
+    seen = 0
+    while seen < n and time.time() < deadline:
+        line = proc.stderr.readline()
+        assert line, "the process ended before training: %s" % proc.stderr.read()
+        seen += line.startswith("step ")
 
 
 def finish(proc):
@@ -42,12 +57,7 @@ def test_ps_and_two_workers_train_parle_and_survive_a_worker_restart(tmp_path, c
     worker = start(tmp_path, data_dir, cluster_file, "worker", 1)
     try:
         # worker 1 trains a few steps, then is killed (SIGKILL: no chance to say goodbye) and restarted
-        deadline = time.time() + LIMIT
-        steps_seen = 0
-        while steps_seen < 2 and time.time() < deadline:
-            line = worker.stderr.readline()
-            assert line, "worker 1 ended before training: %s" % worker.stderr.read()
-            steps_seen += line.startswith("step ")
+        wait_for_steps(worker, 2, time.time() + LIMIT)
         worker.kill()
         worker.communicate(timeout=LIMIT)
         restarted = start(tmp_path, data_dir, cluster_file, "worker", 1)
@@ -75,3 +85,52 @@ def test_ps_and_two_workers_train_parle_and_survive_a_worker_restart(tmp_path, c
     assert json.loads((run / "settings.json").read_text())["replicas"] == 2
     events = fx.scalar_events(str(tmp_path / "tb" / "c" / "test"))
     assert all(np.isfinite(v) for _, v in events["loss"])
+
+
+def test_when_the_chief_stops_the_other_worker_and_the_ps_end_with_a_message(tmp_path, cluster_file):
+    """The chief is stopped (SIGTERM: it saves and exits): worker 1 gives up once the chief's step has not
+    moved for --ps-idle-timeout seconds, tells the ps, and the ps ends."""
+    data_dir = tmp_path / "data"
+    fx.write_tiny_records(data_dir)
+    idle = ["--ps-idle-timeout", "20", "--max-steps", "100000"]
+    ps = start(tmp_path, data_dir, cluster_file, "ps", 0, *idle)
+    chief = start(tmp_path, data_dir, cluster_file, "worker", 0, *idle)
+    worker = start(tmp_path, data_dir, cluster_file, "worker", 1, *idle)
+    try:
+        wait_for_steps(chief, 2, time.time() + LIMIT)
+        chief.send_signal(signal.SIGTERM)
+        chief_status, _ = finish(chief)
+        worker_status, worker_err = finish(worker)
+        ps_status, ps_err = finish(ps)
+    finally:
+        for p in (ps, chief, worker):
+            if p.poll() is None:
+                p.kill()
+    assert chief_status == 128 + signal.SIGTERM
+    assert worker_status == 1 and "the chief's step has stayed at" in worker_err, worker_err
+    assert ps_status == 0 and "every worker is done" in ps_err, ps_err
+
+
+def test_a_replica_started_from_the_reference_continues_the_runs_scoping(tmp_path, data_dir):
+    """A cluster worker's replica (and its scoping counter k) lives on the worker, outside the chief's
+    checkpoint: starting it from x̄ sets k to the run's global step, so gamma and rho continue; the
+    worker's local variables (what a joining worker initialises) are all on the worker, none on the ps."""
+    ps_port, worker_port = fx.free_ports(2)
+    spec = {"ps": ["127.0.0.1:%d" % ps_port], "worker": ["127.0.0.1:%d" % worker_port]}
+    tf.train.Server(tf.train.ClusterSpec(spec), job_name="ps", task_index=0)
+    cfg = cluster.Cluster(spec, "worker", 0)
+    server = cluster.start_server(cfg)
+    record_dir = str(data_dir / "fashion-mnist")
+    s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-opt", "parle", "-L", "2",
+                                           "--set", "g1=0.5", "--set", "rho_scoping=0.25"], config_train, MODEL_NAMES)
+    with tf.Graph().as_default():
+        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"), cfg)
+        local = tf.local_variables()
+        assert local and all(tf.DeviceSpec.from_string(v.device).job == "worker" for v in local), local
+        with tf.Session(server.target, config=cluster.session_config(cfg)) as sess:
+            sess.run(g.init)
+            sess.run(g.global_step.assign(5))
+            sess.run(g.sync_replicas)
+            sess.run(g.train_init, {g.start_batch: 5 * g.per_step})  # the stats are built after a batch is read
+            gamma, rho = sess.run([g.fetches["gamma"], g.fetches["rho"]])
+    np.testing.assert_allclose([gamma, rho], [s.g0 * 1.5 ** 5, s.rho * 1.25 ** 5], rtol=1e-6)

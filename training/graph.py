@@ -224,7 +224,7 @@ def _parle_step(s, num_classes, model_fn, lr, global_step, start_batch, record_d
     x̄ (on the ps) by its delta / number of workers; only the chief's steps count in the global step.
 
     Returns (train op, fetches, the first replica's first images, iterator initialisers, the op that
-    sets every replica here to the reference)."""
+    sets every replica here to the reference and its scoping counter to the global step)."""
     if cluster is None:
         placement = list(enumerate(local_devices(s.replicas)))
         update = dict(update="mean", global_step=global_step)
@@ -238,8 +238,12 @@ def _parle_step(s, num_classes, model_fn, lr, global_step, start_batch, record_d
     replicas = [b[0] for b in built]
     with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
         train_op, stats = parle_step(replicas, reference_vars, **update)
+    # A replica (re)started from x̄ takes the run's outer step count as its scoping counter k, so that
+    # gamma and rho continue where the run is (a cluster worker's counter lives on its own device and is
+    # not in the chief's checkpoint; in one process k is the global step anyway).
+    k = tf.cast(global_step, tf.float32)
     sync = tf.group(*[v.assign(ref) for r in replicas for v, ref in zip(r.var_list, reference_vars)],
-                    name="replicas_from_reference")
+                    *[r.optimizer.outer_step.assign(k) for r in replicas], name="replicas_from_reference")
     (first, _, images, correct) = built[0]
     fetches = dict(stats, loss=first.loss, accuracy=tf.reduce_mean(correct))
     return train_op, fetches, images, tf.group(*[b[1] for b in built]), sync
@@ -272,7 +276,8 @@ def build(s, info, record_dir, run_dir, cluster=None):
     ``run_dir`` is the run's checkpoint folder (for the Savers). The returned namespace holds the
     train op and its fetches, the iterators' initialisers, the evaluation and BN re-estimation parts,
     the image summary, the best-accuracy variable, the weights' finiteness check, the Checkpoints
-    object, ``sync_replicas`` (Parle: the op that starts every replica at the reference; else None),
+    object, ``sync_replicas`` (Parle: the op that starts every replica at the reference, at the run's
+    outer step; else None),
     ``num_devices`` (the local devices the graph places work on, for ``devices.session_config``), ``init``
     (every variable) and ``local_init`` (the local ones: what a non-chief worker initialises).
     """
@@ -315,7 +320,10 @@ def _build_in_place(s, info, record_dir, model_fn, cluster):
         test = evaluation_tower(model_fn, record_dir, s, info.num_classes)
     fetches["learning_rate"] = lr
     moving_vars = [v for v in model_vars if v not in tf.trainable_variables()]
-    bn = bn_reestimation(model_fn, record_dir, s, info.num_classes, moving_vars)
+    # In a cluster the re-estimation's scratch sums stay on this worker: on the ps, a worker (re)joining
+    # would re-initialise them under the chief's pass.
+    with tf.device(cluster.device) if cluster is not None else contextlib.nullcontext():
+        bn = bn_reestimation(model_fn, record_dir, s, info.num_classes, moving_vars)
 
     best_accuracy = tf.get_variable("best_test_accuracy", [], initializer=tf.constant_initializer(-1.0),
                                     trainable=False)

@@ -10,6 +10,7 @@ import time
 import types
 
 from training import evaluation, schedule
+from training.cluster import ClusterError
 from training.stop import EXIT_STATUS
 
 NAN_STATUS = 1
@@ -160,14 +161,24 @@ class Trainer(object):
 
 def run_worker(sess, g, s, train_size, progress, stop, heartbeat):
     """A non-chief cluster worker: train its replica until the chief's global step reaches the planned
-    total, or a stop signal. Nothing to save (its replica restarts from x̄). Returns the exit status."""
+    total, or a stop signal. Nothing to save (its replica restarts from x̄). Returns the exit status.
+
+    Raises ClusterError when the chief's step has not moved for ``s.ps_idle_timeout`` seconds: the chief
+    stopped or died, and without it the run can neither end nor be saved."""
     total = plan(s, train_size, g.per_step).total
     step = int(sess.run(g.global_step))
     sess.run(g.train_init, {g.start_batch: step * g.per_step})
     fetches = dict(g.fetches, _train=g.train_op, _step=g.global_step)
+    moved = time.time()
     while step < total and not stop.requested:
         start = time.time()
         out = sess.run(fetches)
+        if int(out["_step"]) != step:
+            moved = start
+        elif start - moved > s.ps_idle_timeout:
+            progress.close()
+            raise ClusterError("the chief's step has stayed at %d for %.0f s (--ps-idle-timeout): it stopped; "
+                               "start this worker again once the chief runs" % (step, start - moved))
         step = int(out["_step"])
         heartbeat()
         values = {k: v for k, v in out.items() if not k.startswith("_")}

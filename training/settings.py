@@ -112,8 +112,8 @@ def build_parser(defaults):
                    help="a worker gives up when the ps or the chief cannot be reached within this time "
                         "(default %(default)s)")
     p.add_argument("--ps-idle-timeout", type=float, default=600.0, metavar="SECONDS",
-                   help="the ps exits with an error after this long without word from any worker "
-                        "(default %(default)s)")
+                   help="the ps exits with an error after this long without word from any worker, and a "
+                        "worker after this long without a step of the chief (default %(default)s)")
     p.add_argument("-n", "--name", help="run name for checkpoints/NAME and tensorboard/NAME "
                                         "(default: from optimizer, model, dataset and L)")
     p.add_argument("-rl", "--resume-latest", action="store_true",

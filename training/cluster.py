@@ -173,9 +173,12 @@ def _validate_task(spec, job_name, task_index):
 def start_server(cfg):
     """Start and return this task's tf.train.Server; ClusterError when its port cannot be bound.
 
-    The server listens on every interface (0.0.0.0) at the port of this task's address."""
+    The server listens on every interface (0.0.0.0) at the port of this task's address. The ps holds
+    only variables: it sees no GPU, so that it takes no GPU memory from a worker on the same host."""
+    config = tf.ConfigProto(device_count={"GPU": 0}) if cfg.job_name == "ps" else None
     try:
-        return tf.train.Server(cfg.cluster_spec(), job_name=cfg.job_name, task_index=cfg.task_index)
+        return tf.train.Server(cfg.cluster_spec(), job_name=cfg.job_name, task_index=cfg.task_index,
+                               config=config)
     except tf.errors.OpError as e:
         port = cfg.address.rsplit(":", 1)[1]
         raise ClusterError("cannot start %s task %d on %s (%s): is port %s taken?"

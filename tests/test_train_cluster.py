@@ -92,8 +92,10 @@ def test_when_the_chief_stops_the_other_worker_and_the_ps_end_with_a_message(tmp
     moved for --ps-idle-timeout seconds, tells the ps, and the ps ends."""
     data_dir = tmp_path / "data"
     fx.write_tiny_records(data_dir)
+    # The workers' limit is short; the ps's is longer than the gap between two heartbeats (10 s plus a
+    # step) can be on a loaded machine, so that the ps hears worker 1 give up rather than timing out.
+    ps = start(tmp_path, data_dir, cluster_file, "ps", 0, "--ps-idle-timeout", "90")
     idle = ["--ps-idle-timeout", "20", "--max-steps", "100000"]
-    ps = start(tmp_path, data_dir, cluster_file, "ps", 0, *idle)
     chief = start(tmp_path, data_dir, cluster_file, "worker", 0, *idle)
     worker = start(tmp_path, data_dir, cluster_file, "worker", 1, *idle)
     try:

@@ -28,11 +28,23 @@ def cluster_file(tmp_path):
     return path
 
 
-def start(tmp_path, data_dir, cluster_file, job, index, *extra):
-    args = fx.TINY + fx.common_args(tmp_path, data_dir) + RUN + [
-        "--cluster", str(cluster_file), "--job-name", job, "--task-index", str(index), "--cluster-timeout", "60",
-        "--ps-idle-timeout", "60", *extra]
-    return fx.subprocess_train(args)
+@pytest.fixture
+def start(tmp_path, data_dir, cluster_file):
+    """start(job, index, *extra flags): one train.py process of the cluster; any still running when the
+    test ends (it failed) is killed."""
+    started = []
+
+    def start_task(job, index, *extra):
+        args = fx.TINY + fx.common_args(tmp_path, data_dir) + RUN + [
+            "--cluster", str(cluster_file), "--job-name", job, "--task-index", str(index),
+            "--cluster-timeout", "60", "--ps-idle-timeout", "60", *extra]
+        started.append(fx.subprocess_train(args))
+        return started[-1]
+
+    yield start_task
+    for p in started:
+        if p.poll() is None:
+            p.kill()
 
 
 def wait_for_steps(proc, n, deadline):
@@ -49,25 +61,16 @@ def finish(proc):
     return proc.returncode, err
 
 
-def test_ps_and_two_workers_train_parle_and_survive_a_worker_restart(tmp_path, cluster_file):
-    data_dir = tmp_path / "data"
-    fx.write_tiny_records(data_dir)
-    ps = start(tmp_path, data_dir, cluster_file, "ps", 0)
-    chief = start(tmp_path, data_dir, cluster_file, "worker", 0)
-    worker = start(tmp_path, data_dir, cluster_file, "worker", 1)
-    try:
-        # worker 1 trains a few steps, then is killed (SIGKILL: no chance to say goodbye) and restarted
-        wait_for_steps(worker, 2, time.time() + LIMIT)
-        worker.kill()
-        worker.communicate(timeout=LIMIT)
-        restarted = start(tmp_path, data_dir, cluster_file, "worker", 1)
-        chief_status, chief_err = finish(chief)
-        worker_status, worker_err = finish(restarted)
-        ps_status, ps_err = finish(ps)
-    finally:
-        for p in (ps, chief, worker):
-            if p.poll() is None:
-                p.kill()
+def test_ps_and_two_workers_train_parle_and_survive_a_worker_restart(tmp_path, start):
+    ps, chief, worker = start("ps", 0), start("worker", 0), start("worker", 1)
+    # worker 1 trains a few steps, then is killed (SIGKILL: no chance to say goodbye) and restarted
+    wait_for_steps(worker, 2, time.time() + LIMIT)
+    worker.kill()
+    worker.communicate(timeout=LIMIT)
+    restarted = start("worker", 1)
+    chief_status, chief_err = finish(chief)
+    worker_status, worker_err = finish(restarted)
+    ps_status, ps_err = finish(ps)
     assert chief_status == 0, chief_err
     assert worker_status == 0, worker_err
     assert ps_status == 0 and "every worker is done" in ps_err, ps_err
@@ -87,27 +90,19 @@ def test_ps_and_two_workers_train_parle_and_survive_a_worker_restart(tmp_path, c
     assert all(np.isfinite(v) for _, v in events["loss"])
 
 
-def test_when_the_chief_stops_the_other_worker_and_the_ps_end_with_a_message(tmp_path, cluster_file):
+def test_when_the_chief_stops_the_other_worker_and_the_ps_end_with_a_message(start):
     """The chief is stopped (SIGTERM: it saves and exits): worker 1 gives up once the chief's step has not
     moved for --ps-idle-timeout seconds, tells the ps, and the ps ends."""
-    data_dir = tmp_path / "data"
-    fx.write_tiny_records(data_dir)
     # The workers' limit is short; the ps's is longer than the gap between two heartbeats (10 s plus a
     # step) can be on a loaded machine, so that the ps hears worker 1 give up rather than timing out.
-    ps = start(tmp_path, data_dir, cluster_file, "ps", 0, "--ps-idle-timeout", "90")
+    ps = start("ps", 0, "--ps-idle-timeout", "90")
     idle = ["--ps-idle-timeout", "20", "--max-steps", "100000"]
-    chief = start(tmp_path, data_dir, cluster_file, "worker", 0, *idle)
-    worker = start(tmp_path, data_dir, cluster_file, "worker", 1, *idle)
-    try:
-        wait_for_steps(chief, 2, time.time() + LIMIT)
-        chief.send_signal(signal.SIGTERM)
-        chief_status, _ = finish(chief)
-        worker_status, worker_err = finish(worker)
-        ps_status, ps_err = finish(ps)
-    finally:
-        for p in (ps, chief, worker):
-            if p.poll() is None:
-                p.kill()
+    chief, worker = start("worker", 0, *idle), start("worker", 1, *idle)
+    wait_for_steps(chief, 2, time.time() + LIMIT)
+    chief.send_signal(signal.SIGTERM)
+    chief_status, _ = finish(chief)
+    worker_status, worker_err = finish(worker)
+    ps_status, ps_err = finish(ps)
     assert chief_status == 128 + signal.SIGTERM
     assert worker_status == 1 and "the chief's step has stayed at" in worker_err, worker_err
     assert ps_status == 0 and "every worker is done" in ps_err, ps_err

@@ -20,10 +20,13 @@ so that langevin_lr = 0 is not a division by zero.
 
 During the loop the model's variables hold x' (so ``loss_fn`` needs no knowledge of the optimizer);
 the anchor x is kept in a slot and written back by the outer update, so x' never leaks out of a step.
+x', m' and mu are carried as ``tf.while_loop`` state: they start afresh every outer step, so only the
+anchor and the outer momentum are slot variables.
 
-Fused inner step (``fused=True``, the default): the element-wise work of a Langevin step (weight decay,
-momentum, coupling, noise, the x' and mu updates) runs once on all variables concatenated into one
-vector, instead of about ten small ops per variable, then is split back. Same arithmetic, same slots.
+Fused inner step (``fused=True``, the default): the chain x', m', mu is three vectors over all variables
+concatenated, and the element-wise work of a Langevin step (weight decay, momentum, coupling, noise, the
+x' and mu updates) runs once on them instead of about ten small ops per variable: an inner step
+concatenates its gradients and splits x' into the variables. Same arithmetic, same slots.
 
 Mixed precision: with a ``loss_scale`` (``tf.compat.v1.mixed_precision.DynamicLossScale``) every gradient,
 inner ones included, is of the scaled loss and is unscaled in float32. An inner gradient that overflows
@@ -38,7 +41,8 @@ from optimizers.towers import all_finite, average_gradients, skip_bookkeeping
 from tfcompat import tf
 
 # Slot names: the parameter-sized buffers this optimizer keeps per variable.
-ANCHOR, MU, LANGEVIN_MOMENTUM, MOMENTUM = "anchor", "mu", "langevin_momentum", "momentum"
+# (x', m' and mu are while-loop state: they live for one outer step and need no variable.)
+ANCHOR, MOMENTUM = "anchor", "momentum"
 OUTER_STEP, SKIPPED_STEPS = "outer_step", "skipped_steps"
 
 
@@ -50,8 +54,10 @@ def _check_rate(name, value):
         raise ValueError("%s must be finite and >= 0, got %r" % (name, value))
 
 
-def _global_norm(tensors):
-    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors]))
+def _distance(a, b):
+    """||a - b|| over all elements of two matching tensors or lists of tensors."""
+    pairs = zip(tf.nest.flatten(a), tf.nest.flatten(b))
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(p - q)) for p, q in pairs]))
 
 
 def _flat(tensors):
@@ -122,7 +128,7 @@ class EntropySGD(tf.train.Optimizer):
     # ----- bookkeeping of tf.train.Optimizer ---------------------------------------------------------
 
     def _create_slots(self, var_list):
-        slots = (MOMENTUM,) if self._L == 0 else (ANCHOR, MU, LANGEVIN_MOMENTUM, MOMENTUM)
+        slots = (MOMENTUM,) if self._L == 0 else (ANCHOR, MOMENTUM)
         for v in var_list:
             for slot in slots:
                 self._zeros_slot(v, slot, self._name)
@@ -174,35 +180,36 @@ class EntropySGD(tf.train.Optimizer):
 
     def _entropy_step(self, var_list, grads, gamma):
         """Langevin loop from x, then the outer update toward mu; returns the op of the outer update."""
-        with tf.control_dependencies(self._start_outer_step(var_list)):
+        with tf.control_dependencies(self._save_anchors(var_list)):
             anchors = [self.get_slot(v, ANCHOR).read_value() for v in var_list]
-            # x is fixed during the loop: one read (and, fused, one concatenation) serves every inner step
-            anchor_flat = _flat(anchors) if self._fused else None
-            first, finite = self._langevin_step(var_list, grads, gamma, anchors, anchor_flat)
-        with tf.control_dependencies([first]):
-            if self._L == 1:  # no loop: building its body would call loss_fn for nothing
-                loss_sum = tf.constant(0.0)
-            else:
-                state = [tf.constant(1), tf.constant(0.0)] + ([finite] if finite is not None else [])
-                state = tf.while_loop(
-                    lambda i, *_: i < self._L,
-                    lambda i, s, *f: self._loop_body(i, s, f, var_list, gamma, anchors, anchor_flat),
-                    state, parallel_iterations=1, back_prop=False, name="langevin")
-                loss_sum = state[1]
-                finite = state[2] if finite is not None else None
-        with tf.control_dependencies([loss_sum]):
-            mus = [self.get_slot(v, MU).read_value() for v in var_list]
-            x_prime = [v.read_value() for v in var_list]
+        # The chain (x', m', mu) is while-loop state, not variables: it lives for one outer step only.
+        # Fused, each is one vector over all variables, so an inner step concatenates only its gradients.
+        x = _flat(anchors) if self._fused else anchors
+        chain = (x, tf.nest.map_structure(tf.zeros_like, x), x)  # x' <- x, m' <- 0, mu <- x
+        chain, finite = self._langevin_step(var_list, grads, gamma, x, chain)
+        if self._L == 1:  # no loop: building its body would call loss_fn for nothing
+            loss_sum = tf.constant(0.0)
+        else:
+            with tf.control_dependencies(tf.nest.flatten(chain)):  # the loop's reads of x' wait for step 1
+                state = [tf.constant(1), tf.constant(0.0), chain] + ([finite] if finite is not None else [])
+            state = tf.while_loop(
+                lambda i, *_: i < self._L,
+                lambda i, s, c, *f: self._loop_body(i, s, c, f, var_list, gamma, x),
+                state, parallel_iterations=1, back_prop=False, name="langevin")
+            loss_sum, chain = state[1], state[2]
+            finite = state[3] if finite is not None else None
+        x_prime, _, mu = chain
         losses = self._L - 1
         if self._first_loss is not None:
             loss_sum += tf.cast(self._first_loss, tf.float32)
             losses += 1
         if losses:
             self.stats["inner_loss"] = tf.identity(loss_sum / losses, name="inner_loss")
-        self.stats["x_mu_norm"] = tf.identity(_global_norm([x - m for x, m in zip(anchors, mus)]), name="x_mu_norm")
-        self.stats["x_xprime_norm"] = tf.identity(
-            _global_norm([x - xp for x, xp in zip(anchors, x_prime)]), name="x_xprime_norm")
-        with tf.control_dependencies(x_prime + list(self.stats.values())):
+        self.stats["x_mu_norm"] = tf.identity(_distance(x, mu), name="x_mu_norm")
+        self.stats["x_xprime_norm"] = tf.identity(_distance(x, x_prime), name="x_xprime_norm")
+        mus = _unflat(mu, var_list) if self._fused else mu
+        # The loop's last write of x' into the variables comes before the outer update's write of x.
+        with tf.control_dependencies(tf.nest.flatten(chain) + [loss_sum] + list(self.stats.values())):
             return self._outer_update(var_list, self._outer_directions(var_list, anchors, mus, gamma), anchors,
                                       finite)
 
@@ -210,18 +217,12 @@ class EntropySGD(tf.train.Optimizer):
         """The outer step's direction per variable, before weight decay and momentum: x - mu."""
         return [x - m for x, m in zip(anchors, mus)]
 
-    def _start_outer_step(self, var_list):
-        """x <- x (saved as the anchor), mu <- x, m' <- 0: returns the assign ops."""
-        ops = []
-        for v in var_list:
-            x = v.read_value()
-            ops.append(self.get_slot(v, ANCHOR).assign(x, use_locking=self._use_locking).op)
-            ops.append(self.get_slot(v, MU).assign(x, use_locking=self._use_locking).op)
-            m = self.get_slot(v, LANGEVIN_MOMENTUM)
-            ops.append(m.assign(tf.zeros_like(x), use_locking=self._use_locking).op)
-        return ops
+    def _save_anchors(self, var_list):
+        """Copy x into the anchor slots (the variables will hold x' during the loop): the assign ops."""
+        return [self.get_slot(v, ANCHOR).assign(v.read_value(), use_locking=self._use_locking).op
+                for v in var_list]
 
-    def _loop_body(self, i, loss_sum, finite, var_list, gamma, anchors, anchor_flat):
+    def _loop_body(self, i, loss_sum, chain, finite, var_list, gamma, x):
         """Inner steps 2..L: a fresh loss at x' (its UPDATE_OPS run here), then a Langevin step.
         ``finite`` is () without a loss scale, else (whether every gradient so far was finite,)."""
         updates = tf.get_collection_ref(tf.GraphKeys.UPDATE_OPS)
@@ -236,41 +237,32 @@ class EntropySGD(tf.train.Optimizer):
             missing = [v.name for g, v in zip(grads, var_list) if g is None]
             if missing:
                 raise ValueError("loss_fn() does not depend on variables being optimised: %s" % missing)
-            step, step_finite = self._langevin_step(var_list, grads, gamma, anchors, anchor_flat)
-        with tf.control_dependencies([step] + loop_updates):
-            state = (i + 1, loss_sum + tf.cast(loss, tf.float32))
+            chain, step_finite = self._langevin_step(var_list, grads, gamma, x, chain)
+        with tf.control_dependencies(tf.nest.flatten(chain) + loop_updates):
+            state = (i + 1, loss_sum + tf.cast(loss, tf.float32), chain)
             return state + ((tf.logical_and(finite[0], step_finite),) if finite else ())
 
-    def _langevin_step(self, var_list, grads, gamma, anchors, anchor_flat):
-        """One SGLD step of every x' (the variables themselves) and of mu.
+    def _langevin_step(self, var_list, grads, gamma, x, chain):
+        """One SGLD step of the chain (x', m', mu), whose new x' is written into the variables.
 
-        Returns (grouped op, whether the gradients were finite or None without a loss scale). Gradients
-        that overflowed are replaced by zeros, so x' and mu stay finite in a step that will be skipped.
+        Returns (the new chain, whose tensors come after those writes; whether the gradients were finite,
+        or None without a loss scale). Gradients that overflowed are replaced by zeros, so x' and mu stay
+        finite in a step that will be skipped.
         """
         finite = self._finite(grads)
         if finite is not None:
             grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
         if self._fused:
-            return self._fused_langevin_step(var_list, grads, gamma, anchor_flat), finite
-        ops = []
-        for v, g, x in zip(var_list, grads, anchors):
-            m, mu = self.get_slot(v, LANGEVIN_MOMENTUM), self.get_slot(v, MU)
-            new_x_prime, m_new, mu_new = self._sgld(v.read_value(), g, x, m.read_value(), mu.read_value(), gamma)
-            ops += self._assign_all([v, m, mu], [new_x_prime, m_new, mu_new])
-        return tf.group(*ops), finite
+            chain = self._sgld(*chain, _flat(grads), x, gamma)
+            x_prime = _unflat(chain[0], var_list)
+        else:  # per variable: transpose [(x', m', mu) of each variable] into ([x'...], [m'...], [mu...])
+            chain = tuple(map(list, zip(*[self._sgld(*link, g, anchor, gamma)
+                                          for link, g, anchor in zip(zip(*chain), grads, x)])))
+            x_prime = chain[0]
+        with tf.control_dependencies(self._assign_all(var_list, x_prime)):
+            return tf.nest.map_structure(tf.identity, chain), finite
 
-    def _fused_langevin_step(self, var_list, grads, gamma, anchor_flat):
-        """The SGLD step on all variables at once: concatenate, one pass of element-wise ops, split back."""
-        momenta = [self.get_slot(v, LANGEVIN_MOMENTUM) for v in var_list]
-        mus = [self.get_slot(v, MU) for v in var_list]
-        new = self._sgld(_flat([v.read_value() for v in var_list]), _flat(grads), anchor_flat,
-                         _flat([m.read_value() for m in momenta]), _flat([mu.read_value() for mu in mus]), gamma)
-        ops = []
-        for targets, vector in zip((var_list, momenta, mus), new):
-            ops += self._assign_all(targets, _unflat(vector, var_list))
-        return tf.group(*ops)
-
-    def _sgld(self, x_prime, g, x, m, mu, gamma):
+    def _sgld(self, x_prime, m, mu, g, x, gamma):
         """The arithmetic of one Langevin step on matching tensors; returns (x', m', mu) after it."""
         t = self._t
         g = g + t["weight_decay"] * x_prime

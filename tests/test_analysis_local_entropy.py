@@ -88,7 +88,7 @@ def test_the_probe_keeps_its_variables_to_itself():
         var_list, _, probe = build(a, x0, L=3)
         own = set(probe.variables)
         assert own and not own & set(var_list)
-        # slots (anchor, mu, momenta) for both variables and the scoping counter
-        assert len(own) == 4 * len(var_list) + 1
+        # slots (anchor, momentum) for both variables and the scoping counter
+        assert len(own) == 2 * len(var_list) + 1
     with pytest.raises(ValueError, match="L >= 1"):
         build_local_entropy(lambda: tf.constant(0.0), L=0)

@@ -131,7 +131,9 @@ class EntropySGD(tf.train.Optimizer):
         slots = (MOMENTUM,) if self._L == 0 else (ANCHOR, MOMENTUM)
         for v in var_list:
             for slot in slots:
-                self._zeros_slot(v, slot, self._name)
+                # Named by role ("w/EntropySGD_momentum"), not by position: a checkpoint whose buffers differ
+                # fails to restore instead of loading one buffer into another.
+                self._zeros_slot(v, slot, "%s_%s" % (self._name, slot))
         self._create_non_slot_variable(initial_value=0.0, name=OUTER_STEP, colocate_with=var_list[0])
         if self._loss_scale is not None:
             self._create_non_slot_variable(initial_value=0.0, name=SKIPPED_STEPS, colocate_with=var_list[0])

@@ -231,6 +231,8 @@ def test_slots_are_the_documented_two_buffers():
         opt = EntropySGD(lambda: tf.reduce_sum(tf.square(w)), 0.1, L=2)
         opt.minimize(tf.reduce_sum(tf.square(w)))
         assert sorted(opt.get_slot_names()) == ["anchor", "momentum"]
+        assert sorted(opt.get_slot(w, n).op.name for n in opt.get_slot_names()) == [
+            "w/EntropySGD_anchor", "w/EntropySGD_momentum"]
         assert "outer_step" in " ".join(v.name for v in tf.global_variables())
 
 

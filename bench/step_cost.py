@@ -4,10 +4,14 @@ Times, side by side in one process on one model and one batch size:
   entropy   one session.run of the EntropySGD train op (L gradient evaluations inside a tf.while_loop),
             with the fused Langevin step (the default: the element-wise work once on all variables)
   unfused   the same with ``fused=False``: about ten small ops per variable and inner step
+  twin      a second session of ``unfused``: identical graphs, so unfused / twin is the noise floor, how far
+            apart two sessions of one graph time on this machine (about 5 % on the shared 2-core machine)
   momentum  L session.runs of tf.train.MomentumOptimizer (Nesterov) on the same model
   pyloop    L session.runs of a one-gradient Entropy-SGD step (EntropySGD with L = 1): the cost of driving
             the Langevin loop from Python, one session.run per inner step, as the seed implementation did
-and prints entropy / momentum (target <= 1.05), pyloop / momentum and fused / unfused (target <= 1).
+and prints entropy / momentum (target <= 1.05), pyloop / momentum, fused / unfused (target <= 1; unfused:
+the median of both unfused sessions' rounds) and the noise floor; then the compute ops (control flow, constants and identities left out) one traced outer step of
+entropy and unfused executes, which does not depend on the machine's load.
 Variants are measured in turns (each round starting with the next one) and the median of the rounds is
 reported, so background load hits them alike. ``--model``: the small CNN (3 variables, where fusing
 cannot show) and/or models of models/ (``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
@@ -29,7 +33,10 @@ from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
 
-VARIANTS = ("entropy", "unfused", "momentum", "pyloop")
+VARIANTS = ("entropy", "unfused", "twin", "momentum", "pyloop")
+# Op types left out of the op count: the while_loop's control flow, constants, no-ops, identities, transfers.
+CONTROL_OPS = frozenset(("Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "Const", "NoOp",
+                         "Identity", "_Recv", "_Send"))
 # Models of models/ at a CPU-sized configuration: WRN-10-1.
 MODEL_CONFIG = types.SimpleNamespace(wrn_depth=10, wrn_width=1, dropout=0.0, data_format="NHWC", precision="fp32")
 
@@ -78,7 +85,7 @@ def build(model, variant, L, batch):
         loss = loss_fn()
         # Batch-norm statistics move in every step of every variant (EntropySGD runs loss_fn's own in its loop).
         with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
-            if variant in ("entropy", "unfused"):
+            if variant in ("entropy", "unfused", "twin"):
                 op, runs = EntropySGD(loss_fn, 0.1, L=L, fused=variant == "entropy").minimize(loss), 1
             elif variant == "momentum":
                 op, runs = tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True).minimize(loss), L
@@ -97,8 +104,18 @@ def time_outer_step(sess, op, runs):
     return time.perf_counter() - start
 
 
+def ops_per_step(sess, op):
+    """The compute ops (types not in CONTROL_OPS) one traced run of ``op`` executes."""
+    metadata = tf.RunMetadata()
+    sess.run(op, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+    types = (node.timeline_label.partition(" = ")[2].partition("(")[0]
+             for dev in metadata.step_stats.dev_stats for node in dev.node_stats)
+    return sum(1 for t in types if t and t not in CONTROL_OPS)
+
+
 def measure(model, L, batch, rounds, steps_per_round):
-    """Return ({variant: median seconds per outer step}, trainable variable count)."""
+    """Return ({variant: median seconds per outer step, and "per-variable": of unfused and twin together},
+    {entropy, unfused: compute ops per outer step}, trainable variable count)."""
     variants = {name: build(model, name, L, batch) for name in VARIANTS}
     for sess, op, runs, _ in variants.values():  # warm up: graph optimisation, allocations
         for _ in range(2):
@@ -109,9 +126,12 @@ def measure(model, L, batch, rounds, steps_per_round):
             sess, op, runs, _ = variants[name]
             samples[name].append(sum(time_outer_step(sess, op, runs) for _ in range(steps_per_round))
                                  / steps_per_round)
+    ops = {name: ops_per_step(*variants[name][:2]) for name in ("entropy", "unfused")}
     for sess, _, _, _ in variants.values():
         sess.close()
-    return {name: statistics.median(s) for name, s in samples.items()}, variants["entropy"][3]
+    medians = {name: statistics.median(s) for name, s in samples.items()}
+    medians["per-variable"] = statistics.median(samples["unfused"] + samples["twin"])  # both sessions' rounds
+    return medians, ops, variants["entropy"][3]
 
 
 def main():
@@ -126,17 +146,17 @@ def main():
     for model in args.model:
         label = "wrn-%d-%d" % (MODEL_CONFIG.wrn_depth, MODEL_CONFIG.wrn_width) if model == "wrn" else model
         for L in args.L:
-            t, count = measure(model, L, args.batch, args.rounds, args.steps)
+            t, ops, count = measure(model, L, args.batch, args.rounds, args.steps)
             if L == args.L[0]:
                 print("%s (%d variables), batch %d, %d threads; seconds per outer step (median of %d rounds)"
                       % (label, count, args.batch, os.cpu_count(), args.rounds))
-                print("%4s %10s %10s %10s %10s %18s %16s %14s" % ("L", "entropy", "unfused", "momentum", "pyloop",
-                                                                   "entropy/momentum", "pyloop/momentum",
-                                                                   "fused/unfused"))
-            print("%4d %10.4f %10.4f %10.4f %10.4f %18.3f %16.3f %14.3f"
-                  % (L, t["entropy"], t["unfused"], t["momentum"], t["pyloop"], t["entropy"] / t["momentum"],
-                     t["pyloop"] / t["momentum"], t["entropy"] / t["unfused"]), flush=True)
-
+                print("%4s %8s %8s %8s %8s %8s %17s %16s %14s %14s %16s"
+                      % ("L", "entropy", "unfused", "twin", "momentum", "pyloop", "entropy/momentum",
+                         "pyloop/momentum", "fused/unfused", "unfused/twin", "ops fused/unf"))
+            print("%4d %8.4f %8.4f %8.4f %8.4f %8.4f %17.3f %16.3f %14.3f %14.3f %16s"
+                  % (L, t["entropy"], t["unfused"], t["twin"], t["momentum"], t["pyloop"],
+                     t["entropy"] / t["momentum"], t["pyloop"] / t["momentum"], t["entropy"] / t["per-variable"],
+                     t["unfused"] / t["twin"], "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -5,13 +5,14 @@ Times, side by side in one process on one model and one batch size:
             with the fused Langevin step (the default: the element-wise work once on all variables)
   unfused   the same with ``fused=False``: about ten small ops per variable and inner step
   twin      a second session of ``unfused``: identical graphs, so unfused / twin is the noise floor, how far
-            apart two sessions of one graph time on this machine (about 5 % on the shared 2-core machine)
+            apart two sessions of one graph time on this machine (3-11 % on the shared 2-core machine)
   momentum  L session.runs of tf.train.MomentumOptimizer (Nesterov) on the same model
   pyloop    L session.runs of a one-gradient Entropy-SGD step (EntropySGD with L = 1): the cost of driving
             the Langevin loop from Python, one session.run per inner step, as the seed implementation did
 and prints entropy / momentum (target <= 1.05), pyloop / momentum, fused / unfused (target <= 1; unfused:
-the median of both unfused sessions' rounds) and the noise floor; then the compute ops (control flow, constants and identities left out) one traced outer step of
-entropy and unfused executes, which does not depend on the machine's load.
+the median of both unfused sessions' rounds) and the noise floor; then the compute ops (control flow,
+constants and identities left out) one traced outer step of entropy and unfused executes, which does not
+depend on the machine's load.
 Variants are measured in turns (each round starting with the next one) and the median of the rounds is
 reported, so background load hits them alike. ``--model``: the small CNN (3 variables, where fusing
 cannot show) and/or models of models/ (``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
@@ -108,8 +109,10 @@ def ops_per_step(sess, op):
     """The compute ops (types not in CONTROL_OPS) one traced run of ``op`` executes."""
     metadata = tf.RunMetadata()
     sess.run(op, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+    # A GPU trace also lists each kernel under its stream and copies under memcpy: count the op once.
     types = (node.timeline_label.partition(" = ")[2].partition("(")[0]
-             for dev in metadata.step_stats.dev_stats for node in dev.node_stats)
+             for dev in metadata.step_stats.dev_stats if not any(w in dev.device for w in ("stream", "memcpy"))
+             for node in dev.node_stats)
     return sum(1 for t in types if t and t not in CONTROL_OPS)
 
 
@@ -157,6 +160,7 @@ def main():
                   % (L, t["entropy"], t["unfused"], t["twin"], t["momentum"], t["pyloop"],
                      t["entropy"] / t["momentum"], t["pyloop"] / t["momentum"], t["entropy"] / t["per-variable"],
                      t["unfused"] / t["twin"], "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
+
 
 if __name__ == "__main__":
     main()

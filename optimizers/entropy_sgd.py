@@ -18,8 +18,9 @@ outer step) with the scoping counter incremented as in their Lua code. The noise
 ``langevin_lr * epsilon / sqrt(0.5 * langevin_lr) * N``, written as ``epsilon * sqrt(2 * langevin_lr) * N``
 so that langevin_lr = 0 is not a division by zero.
 
-During the loop the model's variables hold x' (so ``loss_fn`` needs no knowledge of the optimizer);
-the anchor x is kept in a slot and written back by the outer update, so x' never leaks out of a step.
+During the loop the model's variables hold x' (so ``loss_fn`` needs no knowledge of the optimizer),
+written at the top of each inner step 2..L; the anchor x is kept in a slot and written back by the outer
+update, so x' never leaks out of a step.
 x', m' and mu are carried as ``tf.while_loop`` state: they start afresh every outer step, so only the
 anchor and the outer momentum are slot variables.
 
@@ -188,12 +189,11 @@ class EntropySGD(tf.train.Optimizer):
         # Fused, each is one vector over all variables, so an inner step concatenates only its gradients.
         x = _flat(anchors) if self._fused else anchors
         chain = (x, tf.nest.map_structure(tf.zeros_like, x), x)  # x' <- x, m' <- 0, mu <- x
-        chain, finite = self._langevin_step(var_list, grads, gamma, x, chain)
+        chain, finite = self._langevin_step(grads, gamma, x, chain)
         if self._L == 1:  # no loop: building its body would call loss_fn for nothing
             loss_sum = tf.constant(0.0)
         else:
-            with tf.control_dependencies(tf.nest.flatten(chain)):  # the loop's reads of x' wait for step 1
-                state = [tf.constant(1), tf.constant(0.0), chain] + ([finite] if finite is not None else [])
+            state = [tf.constant(1), tf.constant(0.0), chain] + ([finite] if finite is not None else [])
             state = tf.while_loop(
                 lambda i, *_: i < self._L,
                 lambda i, s, c, *f: self._loop_body(i, s, c, f, var_list, gamma, x),
@@ -210,7 +210,7 @@ class EntropySGD(tf.train.Optimizer):
         self.stats["x_mu_norm"] = tf.identity(_distance(x, mu), name="x_mu_norm")
         self.stats["x_xprime_norm"] = tf.identity(_distance(x, x_prime), name="x_xprime_norm")
         mus = _unflat(mu, var_list) if self._fused else mu
-        # The loop's last write of x' into the variables comes before the outer update's write of x.
+        # The outer update's write of x comes after the loop, whose last reads of x' feed loss_sum and chain.
         with tf.control_dependencies(tf.nest.flatten(chain) + [loss_sum] + list(self.stats.values())):
             return self._outer_update(var_list, self._outer_directions(var_list, anchors, mus, gamma), anchors,
                                       finite)
@@ -225,12 +225,19 @@ class EntropySGD(tf.train.Optimizer):
                 for v in var_list]
 
     def _loop_body(self, i, loss_sum, chain, finite, var_list, gamma, x):
-        """Inner steps 2..L: a fresh loss at x' (its UPDATE_OPS run here), then a Langevin step.
-        ``finite`` is () without a loss scale, else (whether every gradient so far was finite,)."""
+        """Inner steps 2..L: x' of the last step written into the variables, a fresh loss there (its
+        UPDATE_OPS run here), then a Langevin step. ``finite`` is () without a loss scale, else (whether
+        every gradient so far was finite,).
+
+        x' is written at the top of the step that reads it, not after the step that makes it: the x' of
+        step L is never read (the outer update writes x), so an outer step writes the variables L - 1 times.
+        """
         updates = tf.get_collection_ref(tf.GraphKeys.UPDATE_OPS)
         known = len(updates)
-        # Reads of x' and the next batch wait for this iteration to start, i.e. for the last step's writes.
-        with tf.control_dependencies([i]):
+        # The writes follow the last step's reads (its gradients made this x'); this step's reads and its
+        # next batch follow the writes.
+        x_prime = _unflat(chain[0], var_list) if self._fused else chain[0]
+        with tf.control_dependencies(self._assign_all(var_list, x_prime) + [i]):
             loss = self._loss_fn()
             # Ops made inside the loop cannot be run from outside it: take them out of the collection.
             loop_updates = updates[known:]
@@ -239,30 +246,26 @@ class EntropySGD(tf.train.Optimizer):
             missing = [v.name for g, v in zip(grads, var_list) if g is None]
             if missing:
                 raise ValueError("loss_fn() does not depend on variables being optimised: %s" % missing)
-            chain, step_finite = self._langevin_step(var_list, grads, gamma, x, chain)
+            chain, step_finite = self._langevin_step(grads, gamma, x, chain)
         with tf.control_dependencies(tf.nest.flatten(chain) + loop_updates):
             state = (i + 1, loss_sum + tf.cast(loss, tf.float32), chain)
             return state + ((tf.logical_and(finite[0], step_finite),) if finite else ())
 
-    def _langevin_step(self, var_list, grads, gamma, x, chain):
-        """One SGLD step of the chain (x', m', mu), whose new x' is written into the variables.
+    def _langevin_step(self, grads, gamma, x, chain):
+        """One SGLD step of the chain (x', m', mu) from the gradients at x'.
 
-        Returns (the new chain, whose tensors come after those writes; whether the gradients were finite,
-        or None without a loss scale). Gradients that overflowed are replaced by zeros, so x' and mu stay
-        finite in a step that will be skipped.
+        Returns (the new chain; whether the gradients were finite, or None without a loss scale).
+        Gradients that overflowed are replaced by zeros, so x' and mu stay finite in a step that will be
+        skipped.
         """
         finite = self._finite(grads)
         if finite is not None:
             grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
         if self._fused:
-            chain = self._sgld(*chain, _flat(grads), x, gamma)
-            x_prime = _unflat(chain[0], var_list)
-        else:  # per variable: transpose [(x', m', mu) of each variable] into ([x'...], [m'...], [mu...])
-            chain = tuple(map(list, zip(*[self._sgld(*link, g, anchor, gamma)
-                                          for link, g, anchor in zip(zip(*chain), grads, x)])))
-            x_prime = chain[0]
-        with tf.control_dependencies(self._assign_all(var_list, x_prime)):
-            return tf.nest.map_structure(tf.identity, chain), finite
+            return self._sgld(*chain, _flat(grads), x, gamma), finite
+        # Per variable: transpose [(x', m', mu) of each variable] into ([x'...], [m'...], [mu...]).
+        return tuple(map(list, zip(*[self._sgld(*link, g, anchor, gamma)
+                                     for link, g, anchor in zip(zip(*chain), grads, x)]))), finite
 
     def _sgld(self, x_prime, m, mu, g, x, gamma):
         """The arithmetic of one Langevin step on matching tensors; returns (x', m', mu) after it."""

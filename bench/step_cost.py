@@ -4,13 +4,14 @@ Times, side by side in one process on one model and one batch size:
   entropy   one session.run of the EntropySGD train op (L gradient evaluations inside a tf.while_loop),
             with the fused Langevin step (the default: the element-wise work once on all variables)
   unfused   the same with ``fused=False``: about ten small ops per variable and inner step
-  twin      a second session of ``unfused``: identical graphs, so unfused / twin is the noise floor, how far
-            apart two sessions of one graph time on this machine (3-11 % on the shared 2-core machine)
+  entropy2, unfused2   a second session of each: two sessions of one graph time a few per cent apart on
+            this machine, as much as fusing changes, so each side of fused / unfused pools two sessions
+            and entropy / entropy2 and unfused / unfused2 show that noise floor
   momentum  L session.runs of tf.train.MomentumOptimizer (Nesterov) on the same model
   pyloop    L session.runs of a one-gradient Entropy-SGD step (EntropySGD with L = 1): the cost of driving
             the Langevin loop from Python, one session.run per inner step, as the seed implementation did
-and prints entropy / momentum (target <= 1.05), pyloop / momentum, fused / unfused (target <= 1; unfused:
-the median of both unfused sessions' rounds) and the noise floor; then the compute ops (control flow,
+and prints entropy / momentum (target <= 1.05), pyloop / momentum, fused / unfused (target <= 1; each the
+median of its two sessions' rounds) and the two noise floors; then the compute ops (control flow,
 constants and identities left out) one traced outer step of entropy and unfused executes, which does not
 depend on the machine's load.
 Variants are measured in turns (each round starting with the next one) and the median of the rounds is
@@ -34,7 +35,7 @@ from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
 
-VARIANTS = ("entropy", "unfused", "twin", "momentum", "pyloop")
+VARIANTS = ("entropy", "unfused", "entropy2", "unfused2", "momentum", "pyloop")
 # Op types left out of the op count: the while_loop's control flow, constants, no-ops, identities, transfers.
 CONTROL_OPS = frozenset(("Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "Const", "NoOp",
                          "Identity", "_Recv", "_Send"))
@@ -86,8 +87,8 @@ def build(model, variant, L, batch):
         loss = loss_fn()
         # Batch-norm statistics move in every step of every variant (EntropySGD runs loss_fn's own in its loop).
         with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
-            if variant in ("entropy", "unfused", "twin"):
-                op, runs = EntropySGD(loss_fn, 0.1, L=L, fused=variant == "entropy").minimize(loss), 1
+            if variant.startswith(("entropy", "unfused")):
+                op, runs = EntropySGD(loss_fn, 0.1, L=L, fused=variant.startswith("entropy")).minimize(loss), 1
             elif variant == "momentum":
                 op, runs = tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True).minimize(loss), L
             else:
@@ -117,8 +118,8 @@ def ops_per_step(sess, op):
 
 
 def measure(model, L, batch, rounds, steps_per_round):
-    """Return ({variant: median seconds per outer step, and "per-variable": of unfused and twin together},
-    {entropy, unfused: compute ops per outer step}, trainable variable count)."""
+    """Return ({variant: median seconds per outer step, and "fused", "per-variable": of both sessions of
+    entropy and of unfused}, {entropy, unfused: compute ops per outer step}, trainable variable count)."""
     variants = {name: build(model, name, L, batch) for name in VARIANTS}
     for sess, op, runs, _ in variants.values():  # warm up: graph optimisation, allocations
         for _ in range(2):
@@ -133,7 +134,8 @@ def measure(model, L, batch, rounds, steps_per_round):
     for sess, _, _, _ in variants.values():
         sess.close()
     medians = {name: statistics.median(s) for name, s in samples.items()}
-    medians["per-variable"] = statistics.median(samples["unfused"] + samples["twin"])  # both sessions' rounds
+    medians["fused"] = statistics.median(samples["entropy"] + samples["entropy2"])  # both sessions' rounds
+    medians["per-variable"] = statistics.median(samples["unfused"] + samples["unfused2"])
     return medians, ops, variants["entropy"][3]
 
 
@@ -151,15 +153,16 @@ def main():
         for L in args.L:
             t, ops, count = measure(model, L, args.batch, args.rounds, args.steps)
             if L == args.L[0]:
-                print("%s (%d variables), batch %d, %d threads; seconds per outer step (median of %d rounds)"
+                print("%s (%d variables), batch %d, %d threads; seconds per outer step, median of %d rounds "
+                      "(fused, unfused: of both sessions' rounds)"
                       % (label, count, args.batch, os.cpu_count(), args.rounds))
-                print("%4s %8s %8s %8s %8s %8s %17s %16s %14s %14s %16s"
-                      % ("L", "entropy", "unfused", "twin", "momentum", "pyloop", "entropy/momentum",
-                         "pyloop/momentum", "fused/unfused", "unfused/twin", "ops fused/unf"))
-            print("%4d %8.4f %8.4f %8.4f %8.4f %8.4f %17.3f %16.3f %14.3f %14.3f %16s"
-                  % (L, t["entropy"], t["unfused"], t["twin"], t["momentum"], t["pyloop"],
-                     t["entropy"] / t["momentum"], t["pyloop"] / t["momentum"], t["entropy"] / t["per-variable"],
-                     t["unfused"] / t["twin"], "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
+                print("%4s %8s %8s %8s %8s %17s %16s %14s %16s %16s %16s"
+                      % ("L", "fused", "unfused", "momentum", "pyloop", "entropy/momentum", "pyloop/momentum",
+                         "fused/unfused", "entropy/entropy2", "unfused/unfused2", "ops fused/unf"))
+            print("%4d %8.4f %8.4f %8.4f %8.4f %17.3f %16.3f %14.3f %16.3f %16.3f %16s"
+                  % (L, t["fused"], t["per-variable"], t["momentum"], t["pyloop"], t["fused"] / t["momentum"],
+                     t["pyloop"] / t["momentum"], t["fused"] / t["per-variable"], t["entropy"] / t["entropy2"],
+                     t["unfused"] / t["unfused2"], "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
 
 
 if __name__ == "__main__":

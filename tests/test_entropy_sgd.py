@@ -276,6 +276,24 @@ def test_L1_needs_no_loss_fn_and_builds_no_loop():
             assert sess.run(w) == pytest.approx(1.8)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
+def test_fused_arithmetic_runs_as_one_xla_cluster_per_inner_step(fused):
+    """The fused step's arithmetic is compiled by XLA: one cluster run per inner step (L of them per outer
+    step, loop included); the per-variable step has none."""
+    L = 3
+    xs, ys = make_data()
+    with tf.Graph().as_default():
+        _, loss_fn, _ = build_tf_model("two_layer", init_params("two_layer"), xs, ys)
+        train = EntropySGD(loss_fn, 0.1, L=L, fused=fused).minimize(loss_fn())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            meta = tf.RunMetadata()
+            sess.run(train, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=meta)
+    ops = [n.timeline_label.partition(" = ")[2].partition("(")[0]
+           for d in meta.step_stats.dev_stats for n in d.node_stats]
+    assert ops.count("_XlaRun") == (L if fused else 0)
+
+
 def test_sparse_gradient_is_not_implemented():
     with tf.Graph().as_default():
         table = tf.get_variable("embedding", initializer=tf.ones([10, 2]))

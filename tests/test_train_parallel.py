@@ -43,8 +43,9 @@ def test_parle_trains_evaluates_the_reference_and_logs_the_replicas(tmp_path, da
 
 
 def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
-    """From the same weights (-r), with one replica: the reference ends exactly where Entropy-SGD's
-    weights do (same stream, elastic term zero)."""
+    """From the same weights (-r), with one replica: the reference ends where Entropy-SGD's weights do
+    (same stream, elastic term zero), to float32 rounding: XLA compiles each graph's fused Langevin
+    arithmetic on its own and may order a product's operands differently (seen: 1 ulp in the weights)."""
     start = fx.train_args(tmp_path, data_dir, *fx.EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
     assert fx.run_main(start) == 0
     common = fx.train_args(tmp_path, data_dir, *fx.EXACT, *ESGD, "--max-steps", "3",
@@ -56,7 +57,8 @@ def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
     model = [k for k in parle if k.startswith("model/")]  # the reference (replica slots live elsewhere)
     assert model
     for k in model:
-        np.testing.assert_array_equal(parle[k], esgd[k], err_msg=k)
+        # Relative to the variable's scale: a moving mean near 0 differs by more than its own rounding.
+        np.testing.assert_allclose(parle[k], esgd[k], rtol=1e-5, atol=1e-5 * np.abs(esgd[k]).max(), err_msg=k)
 
 
 def test_parle_resumes_exactly(tmp_path, data_dir, capsys):

@@ -26,7 +26,8 @@ class config_train(object):
     precision = "fp32"             # fp32 | bf16 | fp16: what the model computes in (variables stay float32);
                                    # bf16 on GPUs that have it, fp16 with dynamic loss scaling
     xla = False                    # compile the training step with XLA (the model and the optimizer
-                                   # inside the Langevin loop too; the loop itself stays a TF while)
+                                   # inside the Langevin loop too; the loop itself stays a TF while).
+                                   # Entropy-SGD's fused Langevin arithmetic is compiled either way
     gpus = 1                       # -g: data-parallel devices (towers); batch_size is per device
 
     # --- optimizer (SGD / momentum / adam): WRN paper recipe ---

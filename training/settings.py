@@ -97,7 +97,8 @@ def build_parser(defaults):
                    help="what the model computes in; variables stay float32 (default %s; bf16 on GPUs that "
                         "have it, fp16 with dynamic loss scaling)" % defaults["precision"])
     p.add_argument("--xla", action="store_true", default=None,
-                   help="compile the training step with XLA (inside the Langevin loop too)")
+                   help="compile the training step with XLA (inside the Langevin loop too; Entropy-SGD's "
+                        "fused Langevin arithmetic is compiled either way)")
     p.add_argument("-g", "--gpus", type=int, metavar="N",
                    help="synchronous data-parallel training on N local devices; batch_size is per device "
                         "(default %d)" % defaults["gpus"])

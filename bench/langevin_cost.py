@@ -21,13 +21,13 @@ import os
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # before TensorFlow loads: see the docstring
 import statistics
 import sys
-import time
 import types
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.step_cost import time_outer_step  # noqa: E402
 from bench.turns import rotations  # noqa: E402
 from models import get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
@@ -77,11 +77,7 @@ def measure(shapes, L, rounds):
             sess.run(op)
     for order in rotations(VARIANTS, rounds):
         for name in order:
-            sess, op, runs = variants[name]
-            start = time.perf_counter()
-            for _ in range(runs):
-                sess.run(op)
-            samples[name].append((time.perf_counter() - start) * 1e3 / L)
+            samples[name].append(time_outer_step(*variants[name]) * 1e3 / L)
     for sess, _, _ in variants.values():
         sess.close()
     return {name: statistics.median(s) for name, s in samples.items()}

@@ -10,7 +10,8 @@ fp32+xla on request):
 Each variant has its own graph and session in this one process; after an untimed warm-up round (XLA
 compilation, autotuning), the variants are timed in turns over --rounds rounds and the median is
 reported, so background load hits them alike. A round gives every variant about --evals gradient
-evaluations (an Entropy-SGD outer step is L of them).
+evaluations (an Entropy-SGD outer step is L of them). Ctrl-C or SIGTERM (``timeout``) stops it after the
+current turn: past the first round it prints the table of the rounds complete, then exits 130 or 143.
 
 Columns: images/s per gradient evaluation (batch * evaluations per outer step / seconds per outer
 step); Entropy-SGD / momentum at the same mode and input; real / synthetic; GPU GiB: the variant's
@@ -46,6 +47,7 @@ from training.dataset import record_info  # noqa: E402
 from training.devices import local_devices, session_config  # noqa: E402
 from training.graph import baseline_optimizer, build, esgd_arguments  # noqa: E402
 from training.settings import parse_settings  # noqa: E402
+from training.stop import EXIT_STATUS, StopRequest  # noqa: E402
 
 MODES = ("fp32", "bf16", "bf16+xla", "fp32+xla")
 INPUTS = ("real", "synthetic")
@@ -160,14 +162,25 @@ def device_name():
     return "CPU, %d threads" % os.cpu_count()
 
 
-def measure(variants, rounds, gpu):
-    """Warm every variant up, then time them in turns (bench.turns.rotations) for ``rounds`` rounds."""
+def measure(variants, rounds, gpu, stop):
+    """Warm every variant up, then time them in turns (bench.turns.rotations) for ``rounds`` rounds.
+
+    ``stop`` (a training.stop.StopRequest: Ctrl-C or SIGTERM) is looked at before every turn: once it is
+    requested, the samples of the unfinished round are dropped, so every variant keeps the same rounds.
+    Returns the rounds complete: ``rounds``, or fewer (0 when stopped before the first was complete)."""
     for v in variants:
+        if stop.requested:
+            return 0
         v.warm_up(gpu)
-    for r, order in enumerate(rotations(variants, rounds)):
+    for done, order in enumerate(rotations(variants, rounds)):
         for v in order:
+            if stop.requested:
+                for each in variants:
+                    del each.seconds[done:]
+                return done
             v.seconds.append(v.turn())
-        print("round %d/%d done" % (r + 1, rounds), file=sys.stderr, flush=True)
+        print("round %d/%d done" % (done + 1, rounds), file=sys.stderr, flush=True)
+    return rounds
 
 
 def table(variants):
@@ -212,20 +225,30 @@ def parse_args():
 def main():
     args = parse_args()
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    with tempfile.TemporaryDirectory(prefix="bench_gpu_") as tmp:
+    with StopRequest() as stop, tempfile.TemporaryDirectory(prefix="bench_gpu_") as tmp:
         record_dir = write_synthetic_records(tmp, args.train_images, max(args.batch, args.train_images // 10))
         variants = [Variant(args, optimizer, L, mode, source, record_dir, os.path.join(tmp, "run"))
                     for source in args.inputs for mode in args.modes
-                    for optimizer, L in [("momentum", 0)] + [("entropy-sgd", L) for L in args.L]]
-        measure(variants, args.rounds, gpu)
-        for v in variants:
-            v.sess.close()
+                    for optimizer, L in [("momentum", 0)] + [("entropy-sgd", L) for L in args.L]
+                    if not stop.requested]
+        try:
+            rounds = measure(variants, args.rounds, gpu, stop)
+        finally:
+            for v in variants:
+                v.sess.close()
+    if not rounds:
+        print("bench/gpu.py: stopped (signal %d) before the first timed round was complete: no figures"
+              % stop.signal, file=sys.stderr)
+        return EXIT_STATUS[stop.signal]
     label = "wrn-%d-%d" % (args.depth, args.width) if args.model == "wrn" else args.model
-    print("%s, batch %d, %s; median of %d rounds of ~%d gradient evaluations per variant"
-          % (label, args.batch, device_name(), args.rounds, args.evals))
+    print("%s, batch %d, %s; median of %d rounds of ~%d gradient evaluations per variant%s"
+          % (label, args.batch, device_name(), rounds, args.evals,
+             "" if rounds == args.rounds else " (stopped by signal %d: %d of %d rounds)"
+             % (stop.signal, rounds, args.rounds)))
     print("command: %s" % " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]))
     print("\n".join(table(variants)))
+    return EXIT_STATUS[stop.signal] if stop.requested else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

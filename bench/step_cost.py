@@ -106,15 +106,19 @@ def time_outer_step(sess, op, runs):
     return time.perf_counter() - start
 
 
-def ops_per_step(sess, op):
-    """The compute ops (types not in CONTROL_OPS) one traced run of ``op`` executes."""
+def traced_op_types(sess, op):
+    """The type of every op one traced run of ``op`` executes, in a list (an op run twice is there twice)."""
     metadata = tf.RunMetadata()
     sess.run(op, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
     # A GPU trace also lists each kernel under its stream and copies under memcpy: count the op once.
-    types = (node.timeline_label.partition(" = ")[2].partition("(")[0]
-             for dev in metadata.step_stats.dev_stats if not any(w in dev.device for w in ("stream", "memcpy"))
-             for node in dev.node_stats)
-    return sum(1 for t in types if t and t not in CONTROL_OPS)
+    return [node.timeline_label.partition(" = ")[2].partition("(")[0]
+            for dev in metadata.step_stats.dev_stats if not any(w in dev.device for w in ("stream", "memcpy"))
+            for node in dev.node_stats]
+
+
+def ops_per_step(sess, op):
+    """The compute ops (types not in CONTROL_OPS) one traced run of ``op`` executes."""
+    return sum(1 for t in traced_op_types(sess, op) if t and t not in CONTROL_OPS)
 
 
 def measure(model, L, batch, rounds, steps_per_round):

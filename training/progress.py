@@ -3,11 +3,14 @@
 Plain lines (a log file, a cluster job) every ``log_every`` outer steps:
 ``step 120/3900  epoch 2.46  loss 0.4123  acc 0.857  1830 img/s  left 0:12:03``; one line after each
 evaluation: ``eval step 120  epoch 2.46  test loss 0.3812  acc 0.8650  error 13.50%  (best 0.8650)``.
+Everything is written through ``console.SafeStream``: a closed or full stream silences the run, never stops it.
 """
 import datetime
 import sys
 
 from tqdm import tqdm
+
+from training.console import SafeStream
 
 
 def format_seconds(seconds):
@@ -23,7 +26,7 @@ class Progress(object):
     """
 
     def __init__(self, total_steps, steps_per_epoch, images_per_step, log_every, bar=None, stream=None):
-        self.stream = stream or sys.stderr
+        self.stream = SafeStream(stream or sys.stderr)
         self.bar_mode = self.stream.isatty() if bar is None else bar
         self.total_steps = total_steps
         self.steps_per_epoch = steps_per_epoch
@@ -73,7 +76,8 @@ class Progress(object):
         if self._bar is not None:
             self._bar.write(text, file=self.stream)
         else:
-            print(text, file=self.stream, flush=True)
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def close(self):
         """Close the current bar, if any."""

@@ -7,11 +7,11 @@ one line ``train.py: error: ...`` and exit status 2, like argparse's own errors.
 import argparse
 import ast
 import math
-import sys
 import types
 
 from data import DATASETS
 from models.layers import DATA_FORMATS, PRECISIONS
+from training.console import say
 
 OPTIMIZERS = ("entropy-sgd", "parle", "sgd", "momentum", "adam")
 DATASET_NAMES = tuple(DATASETS)
@@ -264,6 +264,6 @@ def resume_mismatch(saved, s):
 
 
 def fail(prog, message, status=1):
-    """Print ``PROG: error: message`` on stderr and return ``status`` (for main's return value)."""
-    print("%s: error: %s" % (prog, message), file=sys.stderr)
+    """Print ``PROG: error: message`` on stderr (never raising) and return ``status`` (for main's return value)."""
+    say("%s: error: %s" % (prog, message))
     return status

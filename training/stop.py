@@ -2,6 +2,11 @@
 
 The loop checks ``requested`` between steps, saves a final checkpoint and exits cleanly. A second
 signal while that is pending raises KeyboardInterrupt at once (abort without saving).
+
+The handler only records the signal and calls ``on_request``, whose failure it ignores: an exception
+raised inside a signal handler surfaces wherever the main thread happens to be (inside ``session.run``,
+say) and would end the run without its final checkpoint. ``on_request`` should print through
+``training.console`` anyway, which never raises.
 """
 import signal
 
@@ -26,7 +31,10 @@ class StopRequest(object):
             raise KeyboardInterrupt
         self.signal = signum
         if self._on_request:
-            self._on_request(signum)
+            try:
+                self._on_request(signum)
+            except Exception:  # a message is not worth the final checkpoint (see the module docstring)
+                pass
 
     def __enter__(self):
         for signum in EXIT_STATUS:

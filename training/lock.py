@@ -1,0 +1,92 @@
+"""One process per run folder: a lock that the OS releases when its process ends, kill -9 included.
+
+Two runs started with the same ``-n`` would otherwise write the same checkpoints, ``settings.json`` and
+event files, and the second would silently take the first one's results. The lock is ``flock`` on the
+file ``.lock`` in the folder, which names its holder (pid, host, start time, command line) so that the
+process refused can say who holds it. The file stays when the run ends (removing it would let a third
+process lock a file no one else sees); a folder that the lock itself created and that holds nothing
+else when the run ends is removed, so a refused start leaves no empty run behind.
+"""
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+
+from training.errors import RunError
+
+LOCK = ".lock"
+
+
+class FolderLock(object):
+    """The lock of one folder: ``acquire`` (or raise RunError naming the holder), ``release``."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.path = os.path.join(folder, LOCK)
+        self._fd = None
+        self._created = False
+
+    def acquire(self):
+        """Take the lock without waiting; raise RunError when another process holds it or the folder
+        cannot be written."""
+        try:
+            self._created = not os.path.isdir(self.folder)
+            os.makedirs(self.folder, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RunError("cannot write the run's folders (--checkpoint-dir, --logdir): %s" % e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe(_read(fd))
+            os.close(fd)
+            raise RunError("%s is in use by %s: wait for that run to end or stop it, or choose another -n NAME"
+                           % (self.folder, holder)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)}).encode())
+        self._fd = fd
+
+    def release(self):
+        """Let the lock go (and remove the folder when the lock created it and it holds nothing else)."""
+        if self._fd is None:
+            return
+        try:
+            if self._created and os.listdir(self.folder) == [LOCK]:
+                os.remove(self.path)
+                os.rmdir(self.folder)
+        except OSError:  # the folder went away or became read-only meanwhile: nothing to tidy
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+
+def _read(fd):
+    """The holder's record in the lock file, or {} when it cannot be read (being written, say)."""
+    try:
+        return json.loads(os.pread(fd, 1 << 16, 0).decode())
+    except (OSError, ValueError):
+        return {}
+
+
+def _describe(holder):
+    """One phrase naming the holder of a lock from its record."""
+    if "pid" not in holder:
+        return "another process"
+    return "process %s on %s since %s (%s)" % (holder["pid"], holder.get("host", "?"), holder.get("started", "?"),
+                                              holder.get("command", "?"))
+
+
+@contextlib.contextmanager
+def locked(folders):
+    """Hold the locks of ``folders`` (in order) for the block; raises RunError as ``FolderLock.acquire``."""
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            lock = FolderLock(folder)
+            lock.acquire()
+            stack.callback(lock.release)
+        yield

@@ -22,6 +22,7 @@ is a deterministic function of the weights:
 
 ``--json PATH`` also writes every number printed (atomically).
 """
+import glob
 import os
 import sys
 import types
@@ -33,8 +34,10 @@ from data import DataError
 from data.pipeline import normalizer, train_dataset
 from models import MODEL_NAMES, get_model
 from tfcompat import tf
-from training import checkpoints, evaluation, graph, settings
+from training import checkpoint_files, checkpoints, evaluation, graph, settings
+from training.console import say
 from training.dataset import prepare_records, record_info
+from training.errors import first_line
 
 PROG = "evaluate.py"
 # What evaluation needs from a run's settings: the model, its size, and where the data is.
@@ -198,18 +201,31 @@ def flatness_lines(r):
                le["x_xprime_norm"])]
 
 
+def choose_checkpoint(path):
+    """Return (the checkpoint to evaluate, [(prefix, why)] of newer ones that cannot be read): ``path``
+    itself for a prefix, the newest save that reads for a folder (a run directory or its best/).
+    The prefix is None when there is none; read here in full, a damaged one fails here and not half-way."""
+    candidates = checkpoint_files.newest_first(path) if os.path.isdir(path) else [path]
+    return checkpoints.first_restorable(candidates, checkpoints.read_all)
+
+
 def main(argv=None):
     """Evaluate the checkpoint named on the command line; return the process exit status."""
     parser, args = parse_args(argv)
-    prefix = checkpoints.resolve(args.path)
+    prefix, skipped = choose_checkpoint(args.path)
+    tried = "; ".join("%s (%s)" % (os.path.basename(p), why) for p, why in skipped)
     if prefix is None:
-        return settings.fail(PROG, "no checkpoint at %s (give DIR/model-STEP or a run directory)" % args.path)
+        if not skipped or not glob.glob(glob.escape(skipped[0][0]) + ".*"):
+            return settings.fail(PROG, "no checkpoint at %s (give DIR/model-STEP or a run directory)" % args.path)
+        return settings.fail(PROG, "cannot read the checkpoint at %s: %s" % (args.path, tried))
+    if skipped:
+        say("%s: skipped %s; evaluating %s" % (PROG, tried, os.path.basename(prefix)))
     folder = args.path if os.path.isdir(args.path) else os.path.dirname(prefix)
     s = evaluation_settings(parser, args, folder)
     try:
         record_dir = prepare_records(s)
     except DataError as e:
-        print(str(e), file=sys.stderr)
+        say(str(e))
         return 1
     try:
         loss, accuracy = evaluate_checkpoint(prefix, s, record_dir)
@@ -221,10 +237,10 @@ def main(argv=None):
         if args.flatness:
             results["flatness"] = measure_flatness(prefix, s, record_dir, args)
             print("\n".join(flatness_lines(results["flatness"])))
-    except ValueError as e:
-        return settings.fail(PROG, str(e))
-    if args.json:
-        checkpoints.write_json(args.json, results)
+        if args.json:
+            checkpoints.write_json(args.json, results)
+    except (ValueError, OSError, tf.errors.OpError) as e:
+        return settings.fail(PROG, first_line(e))
     return 0
 
 

@@ -4,6 +4,10 @@ Defaults are ``config.config_train``; checkpoints go to ``checkpoints/NAME/``, T
 ``tensorboard/NAME/{train,test}``. Stop with Ctrl-C or SIGTERM (a final checkpoint is saved) and
 continue with ``-rl`` (same flags). Exit status: 0 done, 1 error or NaN loss or weights, 2 bad flags,
 130/143 stopped by Ctrl-C/SIGTERM after saving.
+
+One process per run: both folders are locked while it runs (training.lock). Every start first puts
+right what a killed save left in the checkpoint folder (training.checkpoint_files.tidy); a start without
+-rl is refused where any checkpoint is, intact or not; -rl resumes from the newest save that restores.
 """
 import os
 import sys
@@ -13,32 +17,16 @@ from config import config_train
 from data import DataError
 from models import MODEL_NAMES
 from tfcompat import tf
-from training import checkpoints, cluster, devices, graph, loop, schedule, settings
+from training import checkpoint_files, checkpoints, cluster, devices, graph, loop, schedule, settings
+from training.console import quiet_exit, say
 from training.dataset import prepare_records, record_info
+from training.errors import RunError, first_line
 from training.events import Events
+from training.lock import locked
 from training.progress import Progress
 from training.stop import StopRequest
 
 PROG = "train.py"
-
-
-class RunError(Exception):
-    """A problem that ends the run (a checkpoint that cannot be restored, damaged records); its message
-    is the one line main prints."""
-
-
-def first_line(error):
-    """Return one line of an exception's message that says what went wrong.
-
-    TensorFlow's op errors run over many lines: "Graph execution error:", where the op was defined,
-    "Node: 'NAME'", then the cause, then "[[...]]" locating the op; the cause is what the user needs.
-    """
-    lines = [l.strip() for l in str(getattr(error, "message", None) or error).splitlines()]
-    lines = [l for l in lines if l and not l.startswith("[[")]
-    nodes = [i for i, l in enumerate(lines) if l.startswith("Node:")]
-    if nodes:
-        lines = lines[nodes[-1] + 1:]
-    return lines[0] if lines else type(error).__name__
 
 
 def run_paths(s):
@@ -47,21 +35,33 @@ def run_paths(s):
                                  logs=os.path.join(s.logdir, s.run_name))
 
 
+def tidy(s, paths):
+    """Put right what a killed save left in the run's checkpoint folder and its best/ (say what, in one line)."""
+    removed, adopted = [], []
+    for folder, keep in ((paths.ckpt, s.keep_checkpoints), (os.path.join(paths.ckpt, checkpoint_files.BEST), 1)):
+        names, steps = checkpoint_files.tidy(folder, keep)
+        removed += [os.path.relpath(os.path.join(folder, n), paths.ckpt) for n in names]
+        adopted += [os.path.relpath(checkpoint_files.prefix(folder, k), paths.ckpt) for k in steps]
+    if removed or adopted:
+        say("%s: an interrupted save left files in %s: %s" % (PROG, paths.ckpt, "; ".join(
+            (["removed " + ", ".join(sorted(removed))] if removed else []) +
+            (["listed the complete %s in its state file" % ", ".join(adopted)] if adopted else []))))
+
+
 def check_start(s, paths):
     """Return None if the run may start as asked, else the one-line reason it may not.
 
-    A fresh start must not mix into an existing run; -rl needs a checkpoint and the same graph/stream
-    settings (settings.RESUME_KEYS) as the run it continues.
+    A fresh start must not mix into an existing run: any checkpoint file, intact or not, refuses it. -rl
+    needs a save to try and the same graph/stream settings (settings.RESUME_KEYS) as the run it continues.
     """
-    latest = checkpoints.resolve(paths.ckpt) if os.path.isdir(paths.ckpt) else None
     if s.resume_latest:
-        if latest is None:
+        if not checkpoint_files.newest_first(paths.ckpt):
             return "nothing to resume: no checkpoint in %s (start without -rl)" % paths.ckpt
         saved = checkpoints.read_settings(paths.ckpt)
         mismatch = saved and settings.resume_mismatch(saved, s)
         if mismatch:
             return "-rl needs the settings of the run it continues; changed: %s" % mismatch
-    elif latest is not None:
+    elif checkpoint_files.holds_checkpoints(paths.ckpt):
         return "%s already holds checkpoints: continue it with -rl, or choose another -n NAME" % paths.ckpt
     if s.restore and not checkpoints.resolve(s.restore):
         return "-r %s: no checkpoint there (give a prefix like DIR/model-100, or a run directory)" % s.restore
@@ -79,28 +79,43 @@ def restore_state(sess, g, s, paths, replicas_saved=True):
 
     ``replicas_saved``: False for a cluster's chief, whose Parle replica is not in the checkpoint (only
     what lives on the ps is): after -rl it starts again from the restored x̄.
-    Raises RunError when the checkpoint does not fit the graph or cannot be read.
+    Raises RunError when no checkpoint restores (-rl) or the one named does not fit the graph (-r).
     """
     sess.run(g.init)
-    if not (s.resume_latest or s.restore):
+    if s.restore:
+        path = checkpoints.resolve(s.restore)
+        try:
+            checkpoints.restore_subset(sess, path, g.model_vars)
+        except (ValueError, tf.errors.OpError) as e:
+            raise RunError("cannot restore %s: %s" % (path, first_line(e))) from None
+    if not s.resume_latest:
         start_replicas(sess, g)
         return None
-    path = checkpoints.resolve(paths.ckpt if s.resume_latest else s.restore)
+    path, skipped = g.checkpoints.restore_newest(sess)
+    tried = "; ".join("%s (%s)" % (os.path.basename(p), why) for p, why in skipped)
+    if path is None:
+        raise RunError("cannot resume: no checkpoint in %s restores: %s. Start afresh under another -n NAME"
+                       % (paths.ckpt, tried))
+    if skipped:
+        say("%s: skipped %s; resuming from %s" % (PROG, tried, os.path.basename(path)))
+    g.checkpoints.adopt_existing()
+    restore_best(sess, g)
+    if not replicas_saved:
+        start_replicas(sess, g)
+    return int(sess.run(g.global_step))
+
+
+def restore_best(sess, g):
+    """Set the best accuracy so far from the best checkpoint (see ``Checkpoints.stored_best``); when that
+    cannot be read, keep the value the restored checkpoint holds and say so."""
     try:
-        if not s.resume_latest:
-            checkpoints.restore_subset(sess, path, g.model_vars)
-            start_replicas(sess, g)
-            return None
-        g.checkpoints.restore(sess, path)
-        g.checkpoints.adopt_existing()
         best = g.checkpoints.stored_best(g.best_accuracy.op.name)
-        if best is not None:
-            sess.run(g.set_best, {g.best_value: best})
-        if not replicas_saved:
-            start_replicas(sess, g)
-        return int(sess.run(g.global_step))
     except (ValueError, tf.errors.OpError) as e:
-        raise RunError("cannot restore %s: %s" % (path, first_line(e))) from None
+        say("%s: cannot read the best accuracy from %s (%s): keeping %.4f from the restored checkpoint"
+            % (PROG, g.checkpoints.best_dir, first_line(e), sess.run(g.best_accuracy)))
+        return
+    if best is not None:
+        sess.run(g.set_best, {g.best_value: best})
 
 
 def announce(progress, s, info, paths, per_step, step, total, resumed):
@@ -168,9 +183,9 @@ def train_non_chief(s, info, g, tf_graph, cfg, server, heartbeat):
 def serve_ps(s, cfg):
     """The ps task: hold the shared variables until every worker is done; return the exit status."""
     server = cluster.start_server(cfg)
-    print("ps task 0 serving at %s for %d workers" % (cfg.address, cfg.num_workers), file=sys.stderr)
+    say("ps task 0 serving at %s for %d workers" % (cfg.address, cfg.num_workers))
     cluster.serve_until_done(cfg, server, s.ps_idle_timeout)
-    print("ps: every worker is done", file=sys.stderr)
+    say("ps: every worker is done")
     return 0
 
 
@@ -188,7 +203,8 @@ def train_worker(s, info, record_dir, paths, cfg):
 
 
 def run(argv):
-    """Parse flags, prepare the data, check the start, train; return the exit status (errors: one line)."""
+    """Parse flags, lock the run's folders, prepare the data, check the start, train; return the exit
+    status (errors: one line)."""
     s = settings.parse_settings(argv, config_train, MODEL_NAMES)
     try:
         cfg = cluster.load(s.cluster, s.job_name, s.task_index)
@@ -200,32 +216,40 @@ def run(argv):
         if s.optimizer != "parle":
             return settings.fail(PROG, "--cluster runs Parle, one replica per worker: add -opt parle", status=2)
         s.replicas = cfg.num_workers
+    paths = run_paths(s)
+    writer = cfg is None or cfg.is_chief  # only the chief writes the run's folders (the others may share them)
+    try:
+        with locked([paths.ckpt, paths.logs] if writer else []):
+            return prepare_and_train(s, cfg, paths, writer)
+    except (RunError, cluster.ClusterError) as e:
+        return settings.fail(PROG, str(e))
+
+
+def prepare_and_train(s, cfg, paths, writer):
+    """The run once its folders are locked (``writer``: this process writes them): data, start checks,
+    settings record, training. Returns the exit status; raises RunError."""
     try:
         record_dir = prepare_records(s)
     except DataError as e:
-        print(str(e), file=sys.stderr)
+        say(str(e))
         return 1
     info = record_info(record_dir)
     if schedule.examples_per_batch(s) > info.train_size:
         per_device = " x %d devices" % s.gpus if s.gpus > 1 else ""
         return settings.fail(PROG, "batch_size %d%s exceeds the %d training examples in %s"
                              % (s.batch_size, per_device, info.train_size, record_dir), status=2)
-    paths = run_paths(s)
-    if cfg is None or cfg.is_chief:  # only the chief writes the run's folders (the others may share them)
-        problem = check_start(s, paths)
-        if problem:
-            return settings.fail(PROG, problem)
+    if writer:
         try:
+            tidy(s, paths)
+            problem = check_start(s, paths)
+            if problem:
+                return settings.fail(PROG, problem)
             checkpoints.write_json(os.path.join(paths.ckpt, checkpoints.SETTINGS), vars(s))
-            os.makedirs(paths.logs, exist_ok=True)
         except OSError as e:
             return settings.fail(PROG, "cannot write the run's folders (--checkpoint-dir, --logdir): %s" % e)
-    try:
-        if cfg is not None:
-            return train_worker(s, info, record_dir, paths, cfg)
-        return train(s, info, record_dir, paths)
-    except (RunError, cluster.ClusterError) as e:
-        return settings.fail(PROG, str(e))
+    if cfg is not None:
+        return train_worker(s, info, record_dir, paths, cfg)
+    return train(s, info, record_dir, paths)
 
 
 def main(argv=None):
@@ -237,8 +261,10 @@ def main(argv=None):
     try:
         return run(argv)
     except KeyboardInterrupt:
-        print("%s: interrupted; checkpoints saved before now are kept" % PROG, file=sys.stderr)
+        say("%s: interrupted; checkpoints saved before now are kept" % PROG)
         return 130
+    finally:
+        quiet_exit()
 
 
 if __name__ == "__main__":

@@ -10,3 +10,20 @@ def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
     fx.write_tiny_records(folder)
     return folder
+
+
+@pytest.fixture
+def train_process():
+    """train_process(argv, **Popen keywords): train.py as a child process (``fx.subprocess_train``);
+    any still running when the test ends (it failed) is killed."""
+    started = []
+
+    def start(argv, **kwargs):
+        started.append(fx.subprocess_train(argv, **kwargs))
+        return started[-1]
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -29,22 +29,14 @@ def cluster_file(tmp_path):
 
 
 @pytest.fixture
-def start(tmp_path, data_dir, cluster_file):
-    """start(job, index, *extra flags): one train.py process of the cluster; any still running when the
-    test ends (it failed) is killed."""
-    started = []
-
+def start(tmp_path, data_dir, cluster_file, train_process):
+    """start(job, index, *extra flags): one train.py process of the cluster (killed at the end if still running)."""
     def start_task(job, index, *extra):
-        args = fx.TINY + fx.common_args(tmp_path, data_dir) + RUN + [
+        return train_process(fx.TINY + fx.common_args(tmp_path, data_dir) + RUN + [
             "--cluster", str(cluster_file), "--job-name", job, "--task-index", str(index),
-            "--cluster-timeout", "60", "--ps-idle-timeout", "60", *extra]
-        started.append(fx.subprocess_train(args))
-        return started[-1]
+            "--cluster-timeout", "60", "--ps-idle-timeout", "60", *extra])
 
-    yield start_task
-    for p in started:
-        if p.poll() is None:
-            p.kill()
+    return start_task
 
 
 def wait_for_steps(proc, n, deadline):

@@ -144,7 +144,8 @@ def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
     data = next((tmp_path / "ckpt" / "x").glob("model-1.data-*"))
     data.write_bytes(data.read_bytes()[:100])
     assert fx.run_main(args + ["-rl", "--max-steps", "2"]) == 1
-    _error_line(capsys.readouterr().err, "cannot restore")
+    _error_line(capsys.readouterr().err, "no checkpoint in %s restores: model-1 (Read less bytes"
+                % (tmp_path / "ckpt" / "x"))
 
 
 def test_restore_starts_from_weights_and_evaluate_reports_the_same_numbers(tmp_path, data_dir, capsys):

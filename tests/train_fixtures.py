@@ -73,9 +73,11 @@ def run_main(argv):
 
 
 def subprocess_train(argv, **kwargs):
-    """Start train.py as a child process (stdout and stderr piped, text); return the Popen."""
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "train.py")] + argv, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    """Start train.py as a child process (stdout and stderr piped, text, unless ``kwargs`` say otherwise);
+    return the Popen."""
+    options = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    options.update(kwargs)
+    return subprocess.Popen([sys.executable, os.path.join(REPO, "train.py")] + argv, **options)
 
 
 def checkpoint_values(prefix):

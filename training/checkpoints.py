@@ -11,15 +11,19 @@ prefix and renames them into place when complete, and only then rewrites the ``c
 itself with an atomic write-and-rename; old files are deleted after that. So the state file always
 names complete files, and a run killed in the middle of a save still restores its previous checkpoint.
 The data stream position is not saved: it is a function of the global step (see ``graph``).
+What a save killed half-way leaves is put right at the next start (``checkpoint_files.tidy``), and -rl
+resumes from the newest save that restores (``restore_newest``), so a damaged newest file costs only
+the steps since the save before it.
 """
 import json
 import os
 import tempfile
 
 from tfcompat import tf
+from training import checkpoint_files
+from training.checkpoint_files import BEST, PREFIX
+from training.errors import WriteFailed, first_line
 
-PREFIX = "model"
-BEST = "best"
 SETTINGS = "settings.json"
 
 
@@ -57,26 +61,72 @@ class Checkpoints(object):
         prefix = resolve(self.best_dir)
         return None if prefix is None else tf.train.load_checkpoint(prefix).get_tensor(name)
 
-    def save(self, sess, step):
-        """Save all variables as ``model-STEP`` (once per step); return the prefix written or None."""
-        if step == self._last_step:
+    def save(self, sess, step, again=False):
+        """Save all variables as ``model-STEP``; return the prefix written, or None when this step is saved
+        already and not ``again`` (a stop signal after a periodic save).
+
+        Raises WriteFailed when the files cannot be written (a full disk): the previous saves are intact."""
+        if step == self._last_step and not again:
             return None
-        os.makedirs(self.run_dir, exist_ok=True)
-        path = self._periodic.save(sess, os.path.join(self.run_dir, PREFIX), global_step=step,
-                                   write_meta_graph=False)
+        path = self._write(self._periodic, self.run_dir, sess, step)
         self._last_step = step
         return path
 
     def save_best(self, sess, step):
-        """Save all variables as ``best/model-STEP``, replacing the previous best; return the prefix."""
-        os.makedirs(self.best_dir, exist_ok=True)
-        return self._best.save(sess, os.path.join(self.best_dir, PREFIX), global_step=step,
-                               write_meta_graph=False)
+        """Save all variables as ``best/model-STEP``, replacing the previous best; return the prefix.
+
+        Raises WriteFailed as ``save`` does."""
+        return self._write(self._best, self.best_dir, sess, step)
+
+    @staticmethod
+    def _write(saver, folder, sess, step):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            return saver.save(sess, os.path.join(folder, PREFIX), global_step=step, write_meta_graph=False)
+        except (OSError, tf.errors.OpError) as e:
+            raise WriteFailed("checkpoint", checkpoint_files.prefix(folder, step), e) from None
 
     def restore(self, sess, path):
         """Restore every saved variable from checkpoint prefix ``path``."""
         self._periodic.restore(sess, path)
         self._last_step = None
+
+    def restore_newest(self, sess):
+        """Restore the newest save of the run folder that restores (``checkpoint_files.newest_first``);
+        return ``first_restorable``'s (prefix or None, [(prefix, why)] of the newer ones skipped).
+
+        A failed restore assigns nothing: the restore op fails before its assigns."""
+        return first_restorable(checkpoint_files.newest_first(self.run_dir), lambda path: self.restore(sess, path))
+
+
+def first_restorable(paths, restore):
+    """Call ``restore(path)`` for each checkpoint prefix of ``paths`` in turn until one succeeds.
+
+    Returns (that prefix, or None when none did; [(prefix, why it failed, in one line)] of those tried
+    before). A prefix whose files are missing is not tried. ``restore`` raises ValueError or a TF error.
+    """
+    skipped = []
+    for path in paths:
+        why = checkpoint_files.missing_files(path)
+        if why is None:
+            try:
+                restore(path)
+                return path, skipped
+            except (ValueError, tf.errors.OpError) as e:
+                why = first_line(e)
+        skipped.append((path, why))
+    return None, skipped
+
+
+def read_all(path):
+    """Read every tensor of checkpoint ``path`` (each read checks its CRC); raise ValueError or a TF error
+    at the first that cannot be read. Returns nothing: it exists to find a damaged checkpoint before use."""
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+        try:
+            reader.get_tensor(name)
+        except Exception as e:  # the reader raises bare IndexError, RuntimeError... for damaged bytes
+            raise ValueError(first_line(e)) from None
 
 
 def resolve(path):

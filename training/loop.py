@@ -2,18 +2,27 @@
 
 Exit statuses (``train`` returns them, train.py exits with them): 0 finished; 1 the loss or the
 weights became NaN or infinite (nothing saved after the last good checkpoint: the weights are checked
-before every save); 130 Ctrl-C and 143 SIGTERM after the
-final checkpoint is saved (128 + signal, so a job scheduler can tell a pre-empted run from a
-finished one; resume it with -rl).
+before every save), or a file of the run could not be written (a full disk: when it was an event file,
+a checkpoint of the step reached is saved first); 130 Ctrl-C and 143 SIGTERM after the final checkpoint
+is saved (128 + signal, so a job scheduler can tell a pre-empted run from a finished one; resume it
+with -rl).
+
+A step due for both is saved before it is evaluated, so an evaluation that fails costs no training. The
+evaluation can change the model's state (batch-norm re-estimation at x for Entropy-SGD), so a run
+resumed from a step where one was due evaluates there again before its first step: it then continues
+from the state an uninterrupted run has. The final checkpoint is written again after the final
+evaluation when that changed the state, so that it holds the statistics its evaluation used.
 """
 import time
 import types
 
 from training import evaluation, schedule
 from training.cluster import ClusterError
+from training.errors import WriteFailed
 from training.stop import EXIT_STATUS
 
 NAN_STATUS = 1
+WRITE_FAILED_STATUS = 1
 
 
 def plan(s, train_size, per_step):
@@ -62,9 +71,19 @@ class Trainer(object):
 
     def run(self):
         """Train until the planned total; returns the exit status (see the module docstring)."""
+        self.step = int(self.sess.run(self.g.global_step))
+        try:
+            return self._train()
+        except WriteFailed as e:
+            return self._write_failed(e)
+
+    def _train(self):
         sess, g = self.sess, self.g
-        step = int(sess.run(g.global_step))
+        step = self.step
         self._start_streams(step)
+        if 0 < step < self.steps.total and step % self.steps.eval_every == 0:
+            self.events.restart_test(step)  # this evaluation replaces any the stopped run wrote at ``step``
+            self._evaluate(step)
         fetches = dict(g.fetches, _train=g.train_op)
         if step == 0:
             fetches["_images"] = g.image_summary  # the first step's inputs, shown once in TensorBoard
@@ -72,7 +91,7 @@ class Trainer(object):
             start = time.time()
             out = sess.run(fetches)
             seconds = time.time() - start
-            step += 1
+            step = self.step = step + 1
             self.heartbeat()
             values = {k: v for k, v in out.items() if not k.startswith("_")}
             if not evaluation.is_finite(*values.values()):
@@ -97,15 +116,15 @@ class Trainer(object):
 
         The main stream has consumed ``per_step`` batches per outer step. The BN re-estimation stream
         is read once per periodic evaluation, so it is initialised once (one decode of the training
-        split) at the evaluations done so far.
+        split) at the evaluations done before step ``step``'s own, which ``_train`` runs again.
         """
         self.sess.run(self.g.train_init, {self.g.start_batch: step * self.g.per_step})
         if self.g.bn is not None:
-            evals = step // self.steps.eval_every
+            evals = max(step - 1, 0) // self.steps.eval_every
             self.sess.run(self.g.bn.init, {self.g.bn.start_batch: evals * self.s.bn_reestimate_batches})
 
     def _after_step(self, step, seconds, values):
-        """Progress, train summaries, and the evaluations and checkpoints due at ``step``.
+        """Progress, train summaries, and the checkpoints and evaluations due at ``step``.
 
         Returns None, or NAN_STATUS when a save was due but the weights are not finite (nothing saved).
         """
@@ -118,10 +137,12 @@ class Trainer(object):
         save = step % self.steps.checkpoint_every == 0 or last
         if (evaluate or save) and not self.sess.run(self.g.weights_finite):
             return self._diverged(step, "weights", values)
-        if evaluate:
-            self._evaluate(step)
         if save:
             self.g.checkpoints.save(self.sess, step)
+        if evaluate:
+            self._evaluate(step)
+            if last and self.g.bn is not None:
+                self.g.checkpoints.save(self.sess, step, again=True)
         return None
 
     def _evaluate(self, step):
@@ -146,6 +167,24 @@ class Trainer(object):
             "after the last good checkpoint (%s). Lower the learning rate or check the data, then restart "
             "or resume with -rl." % (what, step, bad, latest or "none yet"))
         return NAN_STATUS
+
+    def _write_failed(self, error):
+        """Report a file that could not be written; when it was an event file, save a checkpoint of the
+        step reached first (the checkpoint folder may be on another disk). Returns WRITE_FAILED_STATUS."""
+        self.progress.close()
+        saved = None
+        if error.what != "checkpoint" and self.sess.run(self.g.weights_finite):
+            try:
+                saved = self.g.checkpoints.save(self.sess, self.step) or self.g.checkpoints.latest()
+            except WriteFailed as again:
+                error = again
+        if saved:
+            outcome = "saved %s" % saved
+        else:
+            outcome = "the last checkpoint is %s" % (self.g.checkpoints.latest() or "none yet")
+        self.progress.line("error: %s at step %d; %s. Free some space (or fix the folder), then continue "
+                           "with -rl." % (error, self.step, outcome))
+        return WRITE_FAILED_STATUS
 
     def _stopped(self, step, values):
         """Save the final checkpoint after a stop signal; returns 130 (Ctrl-C) or 143 (SIGTERM), or

@@ -1,0 +1,237 @@
+"""What a user can do to a run, done for real: Ctrl-C with the log pipe gone, damaged and half-written
+checkpoints, a full disk (a real tmpfs), two runs on one folder, records damaged while it runs. Each ends
+in one line and a non-zero status, loses no trained step that could be saved, and a resumed run ends at
+the weights of an uninterrupted one."""
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import evaluate
+import train_fixtures as fx
+
+LIMIT = 180  # seconds any one child process may take
+# Momentum on WRN-10-1 without noise or dropout: quick, and runs that should agree agree bit for bit.
+RUN = ["-opt", "momentum", *fx.EXACT]
+
+
+def run_args(tmp_path, data_dir, name, *extra):
+    return fx.train_args(tmp_path, data_dir, *RUN, "-n", name, *extra)
+
+
+def last_line(err):
+    """The last line of ``err``, asserting there is no traceback before it."""
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+def saved_steps(folder):
+    return sorted(int(p.name[len("model-"):-len(".index")]) for p in folder.glob("model-*.index"))
+
+
+def assert_same_weights(prefix, reference):
+    got, want = fx.checkpoint_values(str(prefix)), fx.checkpoint_values(str(reference))
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def wait_for_line(proc, start, deadline=LIMIT):
+    """Read ``proc``'s stderr until a line starting with ``start``; return that line."""
+    end = time.time() + deadline
+    while time.time() < end:
+        line = proc.stderr.readline()
+        assert line, "the process ended first: %s" % proc.stderr.read()
+        if line.startswith(start):
+            return line
+    raise AssertionError("no line %r within %d s" % (start, deadline))
+
+
+@pytest.mark.parametrize("output", ["closed pipe", "/dev/full"])
+def test_ctrl_c_saves_the_final_checkpoint_whatever_stdout_and_stderr_are(tmp_path, data_dir, train_process, output):
+    # `train.py ... 2>&1 | tee log` and Ctrl-C: tee dies first, so every write of the run fails from then on.
+    args = run_args(tmp_path, data_dir, "pipe", "--set", "checkpoint_every=100", "--set", "eval_every=100",
+                    "--max-steps", "100000")
+    if output == "closed pipe":
+        child = train_process(args, stderr=subprocess.STDOUT)
+        child.stderr = child.stdout
+        wait_for_line(child, "step 2/")
+        child.stdout.close()
+    else:
+        with open("/dev/full", "w") as full:
+            child = train_process(args, stdout=full, stderr=full)
+        deadline = time.time() + LIMIT
+        while not fx.event_files(tmp_path / "tb" / "pipe" / "train") and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)  # the stop handler is installed right after the event files; let a few steps run
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=LIMIT) == 130
+    run = tmp_path / "ckpt" / "pipe"
+    steps = saved_steps(run)
+    assert len(steps) == 1 and steps[0] >= 1  # the stop's own save: no periodic save was due
+    assert fx.checkpoint_values(str(run))["global_step"] == steps[0]
+
+
+def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir, capsys):
+    assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--max-steps", "10")) == 0
+    args = run_args(tmp_path, data_dir, "hurt")
+    assert fx.run_main(args + ["--max-steps", "6"]) == 0
+    run = tmp_path / "ckpt" / "hurt"
+    assert saved_steps(run) == [4, 6]
+    data = next(run.glob("model-6.data-*"))
+    data.write_bytes(data.read_bytes()[:-100])  # cut short, as by a full disk or a partial copy
+    capsys.readouterr()
+    # A fresh start is refused (it would overwrite the run), damaged checkpoint or not.
+    assert fx.run_main(args + ["--max-steps", "8"]) == 1
+    assert "already holds checkpoints: continue it with -rl" in last_line(capsys.readouterr().err)
+    # evaluate.py takes the newest checkpoint that reads, and says which it skipped
+    assert evaluate.main([str(run), "--data-dir", str(data_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped model-6 (" in captured.err and "evaluating model-4" in captured.err
+    assert str(run / "model-4") in captured.out
+    assert evaluate.main([str(run / "model-6"), "--data-dir", str(data_dir)]) == 1
+    assert "cannot read the checkpoint at %s: model-6 (" % (run / "model-6") in last_line(capsys.readouterr().err)
+    # -rl resumes from model-4 and ends where an uninterrupted run ends
+    assert fx.run_main(args + ["--max-steps", "8", "-rl"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped model-6 (" in err and "; resuming from model-4" in err
+    assert_same_weights(run / "model-8", tmp_path / "ckpt" / "ref" / "model-8")
+    # The newest index gone: the same, and evaluate.py finds the older one too.
+    (run / "model-8.index").unlink()
+    assert evaluate.main([str(run), "--data-dir", str(data_dir)]) == 0
+    assert "skipped model-8 (its .index file is missing)" in capsys.readouterr().err
+    assert fx.run_main(args + ["--max-steps", "10", "-rl"]) == 0
+    assert "skipped model-8 (its .index file is missing); resuming from model-6" in capsys.readouterr().err
+    assert_same_weights(run / "model-10", tmp_path / "ckpt" / "ref" / "model-10")
+    assert saved_steps(run) == [8, 10]  # the damaged saves were replaced or rotated out
+
+
+def copy_save(folder, step, into):
+    """Copy the files of save ``step`` of ``folder`` into the folder ``into``."""
+    for path in folder.glob("model-%d.*" % step):
+        shutil.copy(path, into / path.name)
+
+
+def test_a_start_puts_right_what_killed_saves_left(tmp_path, data_dir, capsys):
+    assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--max-steps", "12")) == 0
+    args = run_args(tmp_path, data_dir, "kill")
+    run = tmp_path / "ckpt" / "kill"
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    assert fx.run_main(args + ["--max-steps", "6"]) == 0
+    copy_save(run, 4, aside)
+    shutil.copy(run / "checkpoint", aside / "checkpoint-at-6")
+    assert fx.run_main(args + ["--max-steps", "8", "-rl"]) == 0
+    # Killed between the state-file update and the deletion of model-4; and while writing tensors, the
+    # state file, settings.json, and a best save.
+    copy_save(aside, 4, run)
+    temporaries = ["model-10.data-00000-of-00001.tempstate1234567", "model-10.index.tempstate89",
+                   "checkpoint.tmp0123456789abcdef", ".tmp-k2j3h4", "best/model-9.index.tempstate5"]
+    for name in temporaries:
+        (run / name).write_bytes(b"partial")
+    (run / "notes.txt").write_text("the user's own file")
+    capsys.readouterr()
+    assert fx.run_main(args + ["--max-steps", "10", "-rl"]) == 0
+    err = capsys.readouterr().err
+    assert "an interrupted save left files in %s: removed " % run in err
+    for name in temporaries + ["model-4.index"]:
+        assert name in err
+        assert not (run / name).exists()
+    assert (run / "notes.txt").exists()
+    assert_same_weights(run / "model-10", tmp_path / "ckpt" / "ref" / "model-10")
+    # Killed between writing model-12's files and listing it: the state file still lists 8 and 10.
+    shutil.copy(run / "checkpoint", aside / "checkpoint-at-10")
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    shutil.copy(aside / "checkpoint-at-10", run / "checkpoint")
+    copy_save(aside, 4, run)   # and an older leftover, listed nowhere
+    capsys.readouterr()
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    err = capsys.readouterr().err
+    assert "removed model-4.data-00000-of-00001, model-4.index; listed the complete model-12 in its state file" in err
+    assert "resuming kill: step 12 of 12" in err
+    assert saved_steps(run) == [10, 12]
+    assert fx.checkpoint_values(str(run))["global_step"] == 12
+
+
+def test_a_second_process_on_a_run_folder_is_refused_until_the_first_dies(tmp_path, data_dir, train_process):
+    args = run_args(tmp_path, data_dir, "busy", "--set", "checkpoint_every=0.1", "--max-steps", "100000")
+    first = train_process(args)
+    wait_for_line(first, "step 2/")
+    for extra in ([], ["-rl"]):
+        second = train_process(args + extra)
+        _, err = second.communicate(timeout=LIMIT)
+        assert second.returncode == 1
+        assert "is in use by process %d on " % first.pid in last_line(err)
+    first.kill()  # SIGKILL: the OS releases the lock
+    first.wait()
+    third = train_process(run_args(tmp_path, data_dir, "busy", "--max-steps", "3", "-rl"))
+    _, err = third.communicate(timeout=LIMIT)
+    assert third.returncode == 0, err
+    assert "resuming busy" in err
+
+
+def test_records_damaged_during_a_run_cost_no_training(tmp_path, train_process):
+    # Verified at the start; damaged afterwards, the test split fails the first evaluation, which comes
+    # after that step's checkpoint.
+    data = tmp_path / "data"
+    record_dir = fx.write_tiny_records(data)
+    child = train_process(run_args(tmp_path, data, "rot", "--set", "eval_every=12", "--set", "checkpoint_every=12",
+                                   "--max-steps", "1000"))
+    wait_for_line(child, "step 1/")
+    path = os.path.join(record_dir, "test.tfrecord")
+    content = bytearray(open(path, "rb").read())
+    content[len(content) // 2:len(content) // 2 + 64] = bytes(64)
+    with open(path, "wb") as f:
+        f.write(bytes(content))
+    _, err = child.communicate(timeout=LIMIT)
+    assert child.returncode == 1
+    assert "records in %s are damaged" % record_dir in last_line(err)
+    assert saved_steps(tmp_path / "ckpt" / "rot") == [72]  # 12 epochs of 6 steps: saved before the evaluation
+
+
+@contextlib.contextmanager
+def tmpfs(path, size):
+    """A real tmpfs of ``size`` mounted at ``path`` (skips the test where mounting is not allowed)."""
+    path.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs (a real full disk) needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip("cannot mount a tmpfs here: %s" % mounted.stderr.strip())
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_full_checkpoint_disk_ends_in_one_line_and_resumes_once_freed(tmp_path, data_dir, capsys):
+    with tmpfs(tmp_path / "small", "800k") as disk:
+        args = run_args(tmp_path, data_dir, "full", "-opt", "sgd", "-m", "lenet", "--checkpoint-dir", str(disk),
+                        "--set", "checkpoint_every=0.34", "--set", "eval_every=100")
+        # LeNet's variables take 0.53 MB: model-2 fits, model-4 does not.
+        assert fx.run_main(args + ["--max-steps", "20"]) == 1
+        line = last_line(capsys.readouterr().err)
+        assert line.startswith("error: cannot write checkpoint to %s" % (disk / "full" / "model-4"))
+        assert "No space left on device" in line and "the last checkpoint is %s" % (disk / "full" / "model-2") in line
+        assert not [p for p in (disk / "full").rglob("*") if "tempstate" in p.name]
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == 0
+        assert "resuming full: step 2 of 6" in capsys.readouterr().err
+
+
+def test_a_full_log_disk_saves_the_step_reached_and_says_so(tmp_path, data_dir, capsys):
+    with tmpfs(tmp_path / "small", "220k") as disk:  # the graph takes 167k
+        args = run_args(tmp_path, data_dir, "logs", "-opt", "sgd", "-m", "lenet", "--logdir", str(disk),
+                        "--set", "checkpoint_every=100", "--set", "eval_every=100", "--max-steps", "100000")
+        assert fx.run_main(args) == 1
+        line = last_line(capsys.readouterr().err)
+        assert line.startswith("error: cannot write events to %s" % (disk / "logs")) and "No space left" in line
+        step = int(line.split(" at step ")[1].split(";")[0])
+        assert "; saved %s." % (tmp_path / "ckpt" / "logs" / ("model-%d" % step)) in line
+        assert fx.checkpoint_values(str(tmp_path / "ckpt" / "logs"))["global_step"] == step

@@ -40,7 +40,8 @@ def _read_source(info, data_dir, record_dir, url, archive, md5, progress):
 def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
     """Make sure ``data_dir/name`` holds complete TFRecords of dataset ``name``; return that folder.
 
-    Returns at once when a finished conversion is there. Otherwise fetches (``url``: a mirror;
+    Returns once a finished conversion there has been read through (``records.verify``: damaged
+    records end in a DataError saying to delete the folder). Otherwise fetches (``url``: a mirror;
     ``archive``: a file already on disk, for Fashion-MNIST a folder of the IDX files), verifies,
     and converts. Raises ``DataError`` with a message for the user on any failure.
     """
@@ -48,6 +49,7 @@ def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
         raise DataError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
     record_dir = os.path.join(data_dir, name)
     if records.is_complete(record_dir, name):
+        records.verify(record_dir)
         return record_dir
     try:
         os.makedirs(record_dir, exist_ok=True)

@@ -216,6 +216,16 @@ def _check_split(name, split, images, labels, num_classes):
                         "Pass the official files.")
 
 
+def check_splits(name, splits, num_classes):
+    """Raise DataError unless both splits of {'train': (images, labels), 'test': ...} are well formed.
+
+    ``write_records`` checks before writing; ``prepare`` checks a downloaded source with it before
+    keeping the download, so a source whose content fails is never kept.
+    """
+    for split in SPLITS:
+        _check_split(name, split, *splits[split], num_classes)
+
+
 def _write_text(path, text):
     """Write ``text`` to ``path`` through a temporary name."""
     tmp = path + ".tmp"
@@ -241,8 +251,7 @@ def write_records(record_dir, name, splits, class_names, progress=True):
     complete, goes last. On any failure no temporary file is left and no ``meta.json`` vouches for
     what is there. Returns ``record_dir``.
     """
-    for split in SPLITS:
-        _check_split(name, split, *splits[split], len(class_names))
+    check_splits(name, splits, len(class_names))
     os.makedirs(record_dir, exist_ok=True)
     meta_path = os.path.join(record_dir, META)
     if os.path.exists(meta_path):

@@ -67,8 +67,8 @@ def _read_members(path, top_dir, names):
                     found[wanted[member.name]] = tar.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"Could not read the archive {path} ({e}): it is truncated, corrupt or not a "
-                        "gzip tarball. Delete it and download again, use a mirror with --url, or pass "
-                        "a good copy with --archive.") from None
+                        "gzip tarball. Download it again, use a mirror with --url, or pass a good copy "
+                        "with --archive.") from None
     missing = [f"{top_dir}/{n}" for n in names if n not in found]
     if missing:
         raise DataError(f"The archive {path} lacks {', '.join(missing)}: it is not the official "

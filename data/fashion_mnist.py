@@ -58,24 +58,23 @@ def _has_all(directory):
     return all(os.path.isfile(os.path.join(directory, n)) for n in _FILE_NAMES)
 
 
-def locate(record_dir, data_dir, archive=None, url=None, progress=True):
-    """Return a folder holding the four IDX files, downloading them into ``record_dir`` if needed.
+def locate(record_dir, data_dir, downloads, archive=None, url=None, progress=True):
+    """Return (a folder holding the four IDX files, the paths of those this run downloaded).
 
     Looked for in order: ``archive`` (a folder the user named), ``record_dir``, ``data_dir``, Debian's
-    package folder; otherwise fetched from ``url`` (a mirror's base address) or the official host,
-    each file checked against its published MD5.
+    package folder; otherwise all four are fetched into ``downloads`` (see
+    ``fetch.unvalidated_downloads``) from ``url`` (a mirror's base address) or the official host, each
+    checked against its published MD5.
     """
     if archive is not None:
         if not _has_all(archive):
             raise DataError(f"The folder {archive} given with --archive does not hold all of "
                             f"{', '.join(_FILE_NAMES)}. {_ADVICE}")
-        return archive
+        return archive, []
     for directory in (record_dir, data_dir, FASHION_MNIST_SYSTEM_DIR):
         if _has_all(directory):
-            return directory
+            return directory, []
     base = url or FASHION_MNIST_HOST
     base = base if base.endswith("/") else base + "/"
-    for name in _FILE_NAMES:
-        fetch.reuse_or_fetch(base + name, os.path.join(record_dir, name), FASHION_MNIST_MD5[name],
-                             progress, _ADVICE)
-    return record_dir
+    return downloads, [fetch.fetch(base + name, os.path.join(downloads, name), FASHION_MNIST_MD5[name],
+                                   progress, _ADVICE) for name in _FILE_NAMES]

@@ -4,12 +4,19 @@ A download goes to a temporary name beside the destination; it is renamed only o
 (when the server states one), its MD5 (when one is known) and its gzip stream have been checked,
 so an interrupted or corrupt transfer never sits where a later run would trust it. A failed
 attempt is removed and tried once more before giving up with a ``DataError``.
+
+Those checks cannot tell a mirror's repacked archive from a wrong one: only reading its content can.
+So downloads land in a folder of this process (``unvalidated_downloads``) and reach the name that later
+runs reuse only once the reader has validated them (``keep``); whatever is still in that folder when
+the process leaves it, such as a download whose content failed, is removed with it.
 """
+import contextlib
 import errno
 import gzip
 import hashlib
 import http.client
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -23,6 +30,7 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 60
 _ATTEMPTS = 2          # the first try and one retry
 _PART = ".part"
+_UNVALIDATED = ".unvalidated"
 
 
 class _BadTransfer(Exception):
@@ -111,7 +119,8 @@ def _reason(error):
 
 
 def fetch(url, dest, md5=None, progress=True, advice=""):
-    """Download ``url`` to ``dest`` (http, https or file URL) and return ``dest``.
+    """Download ``url`` to ``dest`` (http, https or file URL; its folder is made if missing) and
+    return ``dest``.
 
     The file appears at ``dest`` only once complete and checked (see ``check_file``); a failed attempt
     is removed and retried once. ``advice`` ends the ``DataError`` message (what the user can do
@@ -123,6 +132,7 @@ def fetch(url, dest, md5=None, progress=True, advice=""):
     for _ in range(_ATTEMPTS):
         part = os.path.join(directory, f".{name}.{os.getpid()}{_PART}")
         try:
+            os.makedirs(directory, exist_ok=True)
             _download_once(url, part, progress, name)
             check_file(part, md5, gzipped=name.endswith(".gz"))
             os.replace(part, dest)
@@ -139,16 +149,40 @@ def fetch(url, dest, md5=None, progress=True, advice=""):
                     f"times). {advice}".rstrip())
 
 
-def reuse_or_fetch(url, dest, md5=None, progress=True, advice=""):
-    """Return ``dest``, downloading it only if it is absent or fails ``check_file``.
+def reusable(path, md5=None):
+    """Return whether ``path`` holds a file that passes ``check_file``.
 
-    Lets a conversion that was interrupted after the download start again without downloading again,
-    while never trusting a file that no longer checks out.
+    Lets a conversion that was interrupted after the download (which ``keep`` put at ``path``) start
+    again without downloading again, while never trusting a file that no longer checks out. A file
+    that fails is left where it is: only a validated download replaces it.
     """
-    if os.path.isfile(dest):
-        try:
-            check_file(dest, md5, gzipped=dest.endswith(".gz"))
-            return dest
-        except _BadTransfer:
-            os.remove(dest)
-    return fetch(url, dest, md5, progress, advice)
+    if not os.path.isfile(path):
+        return False
+    try:
+        check_file(path, md5, gzipped=path.endswith(".gz"))
+        return True
+    except _BadTransfer:
+        return False
+
+
+@contextlib.contextmanager
+def unvalidated_downloads(folder):
+    """Yield the path of a folder inside ``folder`` for this process's downloads (``fetch`` makes it);
+    on leaving, remove it with whatever is still in it.
+
+    A download leaves it only through ``keep``, once its content has been validated: one that failed,
+    or that Ctrl-C left unread, goes with the folder, and no run reads another process's folder, so
+    a download whose content was never validated is never reused.
+    """
+    path = os.path.join(folder, f"{_UNVALIDATED}.{os.getpid()}")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def keep(paths, folder):
+    """Move the validated downloads ``paths`` into ``folder``, under their own names, where a later
+    run finds them (``reusable``)."""
+    for path in paths:
+        os.replace(path, os.path.join(folder, os.path.basename(path)))

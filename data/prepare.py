@@ -1,4 +1,11 @@
-"""From nothing (or a mirror, or a file on disk) to a complete, verified record folder."""
+"""From nothing (or a mirror, or a file on disk) to a complete, verified record folder.
+
+A source is read and checked before anything is written. A download waits in a folder of this
+process (``fetch.unvalidated_downloads``) until then: if its content fails, it is removed before the
+``DataError`` is raised, and the message says so; only a download that passed is kept in the record
+folder, where a later run reuses it. A file the user named with ``--archive``, Debian's package
+folder and files the user put in the data dir are only ever read.
+"""
 import os
 
 from data import cifar, fashion_mnist, fetch, records
@@ -6,41 +13,91 @@ from data.datasets import DATASETS, FASHION_MNIST_CLASSES
 from data.errors import DataError
 
 
-def _cifar_archive(info, record_dir, url, archive, md5, progress):
-    """Return the path of a checked CIFAR archive: ``archive`` as given, or downloaded into
-    ``record_dir`` from ``url`` (default: the official host).
+def _kept_source(info, record_dir):
+    """Return where a validated download of the dataset's source is kept for later runs: the CIFAR
+    archive in the record folder, or the record folder itself for the Fashion-MNIST files."""
+    return os.path.join(record_dir, info.archive) if info.archive else record_dir
 
-    The MD5 checked is ``md5`` when given, else the official one, except for a mirror without
-    ``md5`` (a mirror may repack the archive; its gzip and tar structure are still checked).
+
+def _cifar_archive(info, record_dir, downloads, url, archive, md5, progress):
+    """Return (the path of a checked CIFAR archive, [that path] if this run downloaded it, else []).
+
+    The archive is ``archive`` as given, the one an earlier run kept in ``record_dir``, or else a
+    download from ``url`` (default: the official host) into the folder ``downloads``. The MD5 checked
+    is ``md5`` when given, else the official one, except for a mirror without ``md5`` (a mirror may
+    repack the archive; its gzip stream is still checked, and its content by the reader).
     """
     expected = md5 or (None if url else info.md5)
     if archive is not None:
-        return fetch.verify_local(archive, expected, what="archive")
+        return fetch.verify_local(archive, expected, what="archive"), []
+    kept = _kept_source(info, record_dir)
+    if fetch.reusable(kept, expected):
+        return kept, []
     # Named as the full command: train.py has no --url/--archive of its own and points here too.
     advice = ("This machine may not reach the host: download the archive elsewhere and run "
               f"`python3 -m data --dataset {info.name} --data-dir DIR --archive PATH`, or "
               f"`... --url URL` with a mirror (http, https or file) of {info.archive}.")
-    return fetch.reuse_or_fetch(url or info.url, os.path.join(record_dir, info.archive), expected,
-                                progress, advice)
+    path = fetch.fetch(url or info.url, os.path.join(downloads, info.archive), expected, progress, advice)
+    return path, [path]
 
 
-def _read_source(info, data_dir, record_dir, url, archive, md5, progress):
-    """Return ({'train': (images, labels), 'test': (...)}, class names) from the dataset's source."""
+def _locate(info, data_dir, record_dir, downloads, url, archive, md5, progress):
+    """Return (the dataset's source: a CIFAR archive or a folder of the four Fashion-MNIST files,
+    the paths of the files of it this run downloaded into ``downloads``)."""
     if info.name == "fashion-mnist":
         if md5 is not None:
             raise DataError("--md5 applies to the CIFAR archives only: the four Fashion-MNIST files are "
                             "always checked against their published MD5s. Leave --md5 out.")
-        folder = fashion_mnist.locate(record_dir, data_dir, archive, url, progress)
-        splits = {s: fashion_mnist.read_split(folder, s) for s in records.SPLITS}
-        return splits, list(FASHION_MNIST_CLASSES)
-    path = _cifar_archive(info, record_dir, url, archive, md5, progress)
-    return cifar.read_cifar(path, info.name, info.top_dir)
+        return fashion_mnist.locate(record_dir, data_dir, downloads, archive, url, progress)
+    return _cifar_archive(info, record_dir, downloads, url, archive, md5, progress)
+
+
+def _read(info, source):
+    """Return ({'train': (images, labels), 'test': (...)}, class names) read from ``source`` and checked."""
+    if info.name == "fashion-mnist":
+        splits = {s: fashion_mnist.read_split(source, s) for s in records.SPLITS}
+        classes = list(FASHION_MNIST_CLASSES)
+    else:
+        splits, classes = cifar.read_cifar(source, info.name, info.top_dir)
+    records.check_splits(info.name, splits, len(classes))
+    return splits, classes
+
+
+def _content_error(error, source, downloaded, kept):
+    """Return the DataError to raise for ``error``, a failure of the source's content, after removing
+    what this run downloaded (``downloaded``): the message then says so. ``kept`` (``_kept_source``;
+    None with --archive) is left alone, but a later run takes it before any --url, so when it is the
+    source the message says to delete it."""
+    if downloaded:
+        for path in downloaded:
+            os.remove(path)
+        names = ", ".join(os.path.basename(path) for path in downloaded)
+        return DataError(f"{error} The download ({names}) has been removed, so no later run will use it.")
+    if source == kept:
+        return DataError(f"{error} {source} was kept by an earlier run (or put there by hand) and is used "
+                         "before any --url: delete it and run again.")
+    return error
+
+
+def _read_source(info, data_dir, record_dir, url, archive, md5, progress):
+    """Return the checked splits and class names of the dataset's source, keeping in ``record_dir``
+    what this run downloaded only once it has passed."""
+    kept = None if archive is not None else _kept_source(info, record_dir)
+    with fetch.unvalidated_downloads(record_dir) as downloads:
+        source, downloaded = _locate(info, data_dir, record_dir, downloads, url, archive, md5, progress)
+        try:
+            splits, classes = _read(info, source)
+        except DataError as e:
+            raise _content_error(e, source, downloaded, kept) from None
+        fetch.keep(downloaded, record_dir)
+    return splits, classes
 
 
 def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
     """Make sure ``data_dir/name`` holds complete TFRecords of dataset ``name``; return that folder.
 
-    Returns at once when a finished conversion is there. Otherwise fetches (``url``: a mirror;
+    Returns once a finished conversion there has been read through (``records.verify``: damaged
+    records end in a DataError saying to delete the folder). Otherwise fetches (``url``: a mirror;
     ``archive``: a file already on disk, for Fashion-MNIST a folder of the IDX files), verifies,
     and converts. Raises ``DataError`` with a message for the user on any failure.
     """
@@ -48,6 +105,7 @@ def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
         raise DataError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
     record_dir = os.path.join(data_dir, name)
     if records.is_complete(record_dir, name):
+        records.verify(record_dir)
         return record_dir
     try:
         os.makedirs(record_dir, exist_ok=True)

@@ -28,16 +28,19 @@ def _add(tar, name, payload):
     tar.addfile(info, io.BytesIO(payload))
 
 
-def make_cifar_archive(path, name, n_train, n_test, seed=0, leave_out=()):
+def make_cifar_archive(path, name, n_train, n_test, seed=0, leave_out=(), label_count=None):
     """Write a gzip tarball in the exact layout of the official python-version CIFAR archive.
 
     Returns ({'train': (images uint8 [N, 32, 32, 3], labels), 'test': ...}, class names): the source
-    the converted records must equal. ``leave_out``: member names to omit.
+    the converted records must equal. ``leave_out``: member names to omit. ``label_count``: labels
+    are drawn from 0 .. label_count - 1 (default: the number of classes; more gives labels that
+    name no class).
     """
     rng = np.random.default_rng(seed)
     classes = CIFAR10_NAMES if name == "cifar10" else [f"fine{i}" for i in range(100)]
     splits = {s: (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-                  rng.integers(0, len(classes), n)) for s, n in (("train", n_train), ("test", n_test))}
+                  rng.integers(0, label_count or len(classes), n))
+              for s, n in (("train", n_train), ("test", n_test))}
     if name == "cifar10":
         top = "cifar-10-batches-py"
         members = {f"data_batch_{i + 1}": ("train", i, 5) for i in range(5)}
@@ -71,6 +74,21 @@ def make_cifar_archive(path, name, n_train, n_test, seed=0, leave_out=()):
             _add(tar, f"{top}/{meta_name}", _pickle_batch(meta))
         _add(tar, f"{top}/readme.html", b"<html></html>")
     return splits, classes
+
+
+def gzip_tarball(members):
+    """Return the bytes of a gzip tarball holding ``members`` {name: bytes}."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, payload in members.items():
+            _add(tar, name, payload)
+    return buffer.getvalue()
+
+
+def files_under(directory):
+    """Return the sorted paths, relative to ``directory``, of every file below it, hidden ones included."""
+    return sorted(os.path.relpath(os.path.join(root, f), directory)
+                  for root, _, files in os.walk(directory) for f in files)
 
 
 def write_idx(directory, images_name, labels_name, images, labels):

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import data
-from data import DATASETS, DataError, fashion_mnist, prepare, records
+from data import DATASETS, DataError, cifar, fashion_mnist, prepare, records
 from data.__main__ import main as cli_main
-from data_fixtures import dead_url, http_server, make_cifar_archive, read_records, write_idx
+from data_fixtures import (dead_url, files_under, gzip_tarball, http_server, make_cifar_archive, read_records,
+                           write_idx)
 
 N_TRAIN, N_TEST = 250, 50
 
@@ -123,7 +124,7 @@ def test_failures_give_clear_error_and_leave_no_records(tmp_path, cifar10_archiv
     assert re.search(expected, message), message
     if case != "missing member":     # a failed transfer names the ways out: a mirror, a file on disk
         assert "--archive" in message and "--url" in message
-        assert not os.path.exists(os.path.join(data_dir, "cifar10", "cifar-10-python.tar.gz"))
+    assert files_under(data_dir) == []      # no archive is left where a later run would take it
     if case in ("wrong md5", "truncated", "not gzip"):
         assert len(requests) == 2    # the bad download was thrown away and tried once more
     assert _no_records(data_dir) and _no_partial_downloads(data_dir)
@@ -137,6 +138,106 @@ def test_broken_transfer_is_removed_and_retried(tmp_path, cifar10_archive):
     assert len(requests) == 2
     _assert_records_equal_source(record_dir, splits, classes)
     assert _no_partial_downloads(str(tmp_path))
+
+
+REMOVED = "The download (cifar-10-python.tar.gz) has been removed, so no later run will use it."
+
+
+def _wrong_content(case, tmp_path):
+    """Return (a gzip tarball that is not a usable CIFAR-10 archive, regex its DataError must match)."""
+    if case == "not cifar":
+        return gzip_tarball({"dataset/readme.txt": b"a mirror's other dataset"}), \
+            "lacks cifar-10-batches-py/data_batch_1"
+    archive = tmp_path / "labels.tar.gz"    # read_cifar accepts it; records.check_splits does not
+    make_cifar_archive(str(archive), "cifar10", 50, 10, label_count=12)
+    return archive.read_bytes(), "The train split of cifar10 has labels outside 0..9"
+
+
+@pytest.mark.parametrize("case", ["not cifar", "labels out of range"])
+def test_download_failing_validation_is_removed_and_another_mirror_then_works(tmp_path, cifar10_archive,
+                                                                              case):
+    payload, splits, classes = cifar10_archive
+    wrong, expected = _wrong_content(case, tmp_path)
+    data_dir = str(tmp_path / "d")
+    with http_server({"/bad/c.tar.gz": [wrong], "/good/c.tar.gz": [payload]}) as (base, requests):
+        with pytest.raises(DataError) as caught:
+            prepare("cifar10", data_dir, url=f"{base}/bad/c.tar.gz", progress=False)
+        message = str(caught.value)
+        assert re.search(expected, message) and message.endswith(REMOVED), message
+        assert files_under(data_dir) == []
+        # The message's advice works as it stands: another mirror, nothing deleted by hand.
+        record_dir = prepare("cifar10", data_dir, url=f"{base}/good/c.tar.gz", progress=False)
+    assert requests == ["/bad/c.tar.gz", "/good/c.tar.gz"]
+    _assert_records_equal_source(record_dir, splits, classes)
+    # A validated download is kept for a conversion to start again from.
+    assert (tmp_path / "d" / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == payload
+
+
+def test_users_archive_failing_validation_is_never_deleted(tmp_path):
+    archive = tmp_path / "mine.tar.gz"
+    make_cifar_archive(str(archive), "cifar10", 50, 10, leave_out=("test_batch",))
+    before = archive.read_bytes()
+    with pytest.raises(DataError, match="lacks cifar-10-batches-py/test_batch") as caught:
+        prepare("cifar10", str(tmp_path / "d"), archive=str(archive), md5=hashlib.md5(before).hexdigest(),
+                progress=False)
+    assert "removed" not in str(caught.value)
+    assert archive.read_bytes() == before
+
+
+def test_download_interrupted_while_read_is_not_reused(tmp_path, cifar10_archive, monkeypatch):
+    payload, splits, classes = cifar10_archive
+    wrong, _ = _wrong_content("not cifar", tmp_path)
+    data_dir = str(tmp_path / "d")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with http_server({"/bad/c.tar.gz": [wrong], "/good/c.tar.gz": [payload]}) as (base, requests):
+        with monkeypatch.context() as patch:
+            patch.setattr(cifar, "read_cifar", interrupted)     # Ctrl-C while the download is read
+            with pytest.raises(KeyboardInterrupt):
+                prepare("cifar10", data_dir, url=f"{base}/bad/c.tar.gz", progress=False)
+        assert files_under(data_dir) == []
+        record_dir = prepare("cifar10", data_dir, url=f"{base}/good/c.tar.gz", progress=False)
+    assert requests == ["/bad/c.tar.gz", "/good/c.tar.gz"]
+    _assert_records_equal_source(record_dir, splits, classes)
+
+
+def test_kept_archive_failing_validation_says_to_delete_it(tmp_path, cifar10_archive):
+    """An archive in the record folder that this run did not download (an earlier version of this
+    program kept unvalidated downloads there) is used before any --url: it is not deleted, and the
+    message says to delete it."""
+    payload, splits, classes = cifar10_archive
+    kept = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
+    kept.parent.mkdir()
+    kept.write_bytes(_wrong_content("not cifar", tmp_path)[0])
+    with http_server({"/c.tar.gz": [payload]}) as (base, requests):
+        with pytest.raises(DataError) as caught:
+            prepare("cifar10", str(tmp_path), url=f"{base}/c.tar.gz", progress=False)
+        assert str(caught.value).endswith(f"{kept} was kept by an earlier run (or put there by hand) and "
+                                          "is used before any --url: delete it and run again.")
+        assert kept.exists() and requests == []
+        kept.unlink()
+        record_dir = prepare("cifar10", str(tmp_path), url=f"{base}/c.tar.gz", progress=False)
+    _assert_records_equal_source(record_dir, splits, classes)
+
+
+def test_full_disk_keeps_the_validated_download(tmp_path, cifar10_archive, monkeypatch):
+    payload, splits, classes = cifar10_archive
+    data_dir = str(tmp_path / "d")
+
+    def no_space(path, *args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(records, "_write_split", no_space)
+        with http_server({"/c.tar.gz": [payload]}) as (base, _):
+            with pytest.raises(DataError, match="^The disk is full"):
+                prepare("cifar10", data_dir, url=f"{base}/c.tar.gz", progress=False)
+    assert files_under(data_dir) == ["cifar10/cifar-10-python.tar.gz"]
+    # The next run converts from the kept archive: the mirror is gone by then.
+    record_dir = prepare("cifar10", data_dir, url=dead_url(), progress=False)
+    _assert_records_equal_source(record_dir, splits, classes)
 
 
 def test_interrupted_conversion_is_not_trusted(tmp_path, cifar10_archive, monkeypatch):
@@ -216,6 +317,7 @@ def test_fashion_mnist_damaged_idx_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz holds 9 bytes of data where its header promises 10"):
         prepare("fashion-mnist", str(tmp_path), progress=False)
     assert _no_records(str(tmp_path))
+    assert len(glob.glob(str(tmp_path / "*.gz"))) == 4      # the user's files are only read
 
 
 def test_cli_failure_is_one_line_and_nonzero(tmp_path):
@@ -230,21 +332,42 @@ def test_cli_failure_is_one_line_and_nonzero(tmp_path):
     assert _no_records(str(tmp_path))
 
 
-def test_fashion_mnist_download_checks_published_md5(tmp_path, monkeypatch):
+def _fashion_mnist_mirror(tmp_path, monkeypatch, test_labels=10):
+    """Return the routes {"/fm/NAME": [bytes]} of a mirror of the four IDX files (10 blank images a
+    split; ``test_labels`` labels in the test labels file), Debian's package folder hidden so that
+    prepare downloads them."""
     monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "no-such-package"))
     files = tmp_path / "mirror"
     files.mkdir()
     images = np.zeros((10, 28, 28), np.uint8)
     write_idx(str(files), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", images, np.zeros(10))
-    write_idx(str(files), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", images, np.zeros(10))
-    routes = {f"/fm/{p.name}": [p.read_bytes()] for p in files.iterdir()}
+    write_idx(str(files), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", images,
+              np.zeros(test_labels))
+    return {f"/fm/{p.name}": [p.read_bytes()] for p in files.iterdir()}
+
+
+def test_fashion_mnist_download_checks_published_md5(tmp_path, monkeypatch):
+    routes = _fashion_mnist_mirror(tmp_path, monkeypatch)
     data_dir = str(tmp_path / "d")
     with http_server(routes) as (base, requests):
         with pytest.raises(DataError, match="MD5 is [0-9a-f]{32}, expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"):
             prepare("fashion-mnist", data_dir, url=f"{base}/fm", progress=False)
     assert requests == ["/fm/train-images-idx3-ubyte.gz"] * 2
-    assert _no_records(data_dir) and _no_partial_downloads(data_dir)
-    assert not glob.glob(os.path.join(data_dir, "**", "*.gz"), recursive=True)
+    assert files_under(data_dir) == []
+
+
+def test_fashion_mnist_download_failing_validation_is_removed(tmp_path, monkeypatch):
+    routes = _fashion_mnist_mirror(tmp_path, monkeypatch, test_labels=9)
+    for route, (body,) in routes.items():   # files that pass their MD5 check but not the reader's
+        monkeypatch.setitem(fashion_mnist.FASHION_MNIST_MD5, route.split("/")[-1], hashlib.md5(body).hexdigest())
+    data_dir = str(tmp_path / "d")
+    with http_server(routes) as (base, _):
+        with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz holds 9 bytes of data where") as caught:
+            prepare("fashion-mnist", data_dir, url=f"{base}/fm", progress=False)
+    assert str(caught.value).endswith(
+        "The download (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz) has been removed, so no later run will use it.")
+    assert files_under(data_dir) == []
 
 
 def test_full_disk_while_writing_records_is_a_clear_error(tmp_path, cifar10_archive, monkeypatch):

@@ -33,11 +33,10 @@ from config import config_train
 from data import DataError
 from data.pipeline import normalizer, train_dataset
 from models import MODEL_NAMES, get_model
-from tfcompat import tf
+from tfcompat import first_line, tf
 from training import checkpoint_files, checkpoints, evaluation, graph, settings
 from training.console import say
 from training.dataset import prepare_records, record_info
-from training.errors import first_line
 
 PROG = "evaluate.py"
 # What evaluation needs from a run's settings: the model, its size, and where the data is.
@@ -225,8 +224,7 @@ def main(argv=None):
     try:
         record_dir = prepare_records(s)
     except DataError as e:
-        say(str(e))
-        return 1
+        return settings.fail(PROG, str(e))
     try:
         loss, accuracy = evaluate_checkpoint(prefix, s, record_dir)
         print("test loss %.4f  accuracy %.4f  error %.2f%%  (%s on %s, %s)"

@@ -55,4 +55,20 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)
 tf.disable_v2_behavior()
 tf.enable_resource_variables()
 
-__all__ = ["tf"]
+
+
+def first_line(error):
+    """Return one line of an exception's message that says what went wrong.
+
+    TensorFlow's op errors run over many lines: "Graph execution error:", where the op was defined,
+    "Node: 'NAME'", then the cause, then "[[...]]" locating the op; the cause is what the user needs.
+    """
+    lines = [l.strip() for l in str(getattr(error, "message", None) or error).splitlines()]
+    lines = [l for l in lines if l and not l.startswith("[[")]
+    nodes = [i for i, l in enumerate(lines) if l.startswith("Node:")]
+    if nodes:
+        lines = lines[nodes[-1] + 1:]
+    return lines[0] if lines else type(error).__name__
+
+
+__all__ = ["tf", "first_line"]

@@ -16,11 +16,11 @@ import types
 from config import config_train
 from data import DataError
 from models import MODEL_NAMES
-from tfcompat import tf
+from tfcompat import first_line, tf
 from training import checkpoint_files, checkpoints, cluster, devices, graph, loop, schedule, settings
 from training.console import quiet_exit, say
 from training.dataset import prepare_records, record_info
-from training.errors import RunError, first_line
+from training.errors import RunError
 from training.events import Events
 from training.lock import locked
 from training.progress import Progress
@@ -156,7 +156,7 @@ def train(s, info, record_dir, paths, cfg=None, server=None, heartbeat=None):
                 with StopRequest(lambda _: progress.line("stopping after this step (again to abort)")) as stop:
                     return loop.Trainer(sess, g, s, info.train_size, events, progress, stop, heartbeat).run()
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-                # Verified at conversion, so unreadable records were damaged on disk since.
+                # Read through before the run started (data.records.verify): damaged on disk since.
                 raise RunError("records in %s are damaged (%s): delete %s and run again"
                                % (record_dir, first_line(e), record_dir)) from None
             finally:
@@ -231,8 +231,7 @@ def prepare_and_train(s, cfg, paths, writer):
     try:
         record_dir = prepare_records(s)
     except DataError as e:
-        say(str(e))
-        return 1
+        return settings.fail(PROG, str(e))
     info = record_info(record_dir)
     if schedule.examples_per_batch(s) > info.train_size:
         per_device = " x %d devices" % s.gpus if s.gpus > 1 else ""

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from data.errors import DataError
 from data.fetch import show_progress
-from tfcompat import tf
+from tfcompat import first_line, tf
 
 META = "meta.json"
 # What the pipeline and train.py read from meta.json: a folder whose meta.json lacks one is converted again.
@@ -78,19 +78,10 @@ def _total(sess, op):
 
 
 def _cause(error):
-    """Return the line of a TensorFlow op error that states its cause, without a final period.
-
-    The message also holds "Graph execution error:", where the op was defined, "Node: 'NAME'" and
-    "[[...]]" lines; the cause follows the last "Node:" line. A record that is not an Example is
-    quoted after ", value: " as raw bytes, which may span lines: only the words before it are kept.
-    """
-    lines = [line.strip() for line in error.message.splitlines()]
-    lines = [line for line in lines if line and not line.startswith("[[")]
-    nodes = [i for i, line in enumerate(lines) if line.startswith("Node:")]
-    if nodes:
-        lines = lines[nodes[-1] + 1:]
-    cause = lines[0] if lines else type(error).__name__
-    return cause.split(", value: ")[0].rstrip(".")
+    """Return the line of a TensorFlow op error that states its cause (``first_line``), without a final
+    period. A record that is not an Example is quoted after ", value: " as raw bytes, which may span
+    lines: only the words before it are kept."""
+    return first_line(error).split(", value: ")[0].rstrip(".")
 
 
 def _damage(sess, count_op, path, expected):

@@ -19,10 +19,10 @@ import json
 import os
 import tempfile
 
-from tfcompat import tf
+from tfcompat import first_line, tf
 from training import checkpoint_files
 from training.checkpoint_files import BEST, PREFIX
-from training.errors import WriteFailed, first_line
+from training.errors import WriteFailed
 
 SETTINGS = "settings.json"
 

@@ -1,4 +1,5 @@
-"""The errors that end a run with one line, and the one line of an error's message."""
+"""The errors that end a run with one line."""
+from tfcompat import first_line
 
 
 class RunError(Exception):
@@ -16,17 +17,3 @@ class WriteFailed(RunError):
     def __init__(self, what, path, error):
         super(WriteFailed, self).__init__("cannot write %s to %s (%s)" % (what, path, first_line(error)))
         self.what = what
-
-
-def first_line(error):
-    """Return one line of an exception's message that says what went wrong.
-
-    TensorFlow's op errors run over many lines: "Graph execution error:", where the op was defined,
-    "Node: 'NAME'", then the cause, then "[[...]]" locating the op; the cause is what the user needs.
-    """
-    lines = [l.strip() for l in str(getattr(error, "message", None) or error).splitlines()]
-    lines = [l for l in lines if l and not l.startswith("[[")]
-    nodes = [i for i, l in enumerate(lines) if l.startswith("Node:")]
-    if nodes:
-        lines = lines[nodes[-1] + 1:]
-    return lines[0] if lines else type(error).__name__

@@ -8,6 +8,9 @@ outer step consumes ``batches_per_step`` batches (the outer loss is the optimize
 so the loop initialises the iterator with ``start_batch = global_step * batches_per_step`` and a resumed
 run sees exactly the batches an uninterrupted one would have seen.
 
+Random draws: Entropy-SGD's Langevin noise is stateless, keyed by the run's seed (each Parle replica's: its
+stream's), the outer step and the inner step, so a resumed run draws what an uninterrupted one would.
+
 Weight decay: Entropy-SGD takes it as its ``weight_decay`` argument (``esgd_weight_decay``, applied in
 both loops as in the authors' code; with L = 0, plain Nesterov SGD, the SGD recipe's ``weight_decay``). For sgd, momentum and adam, ``weight_decay / 2 * sum of squares of
 all trainable variables`` is added to the minimised objective (classic L2, so Adam sees it in its
@@ -31,8 +34,9 @@ from training.devices import local_devices
 IMAGES_IN_SUMMARY = 4
 # fp16's dynamic loss scale: TF's defaults (start high, halve on overflow, double after 2000 finite steps).
 FP16_INITIAL_LOSS_SCALE, FP16_INCREMENT_PERIOD = 2.0 ** 15, 2000
-# Parle replica a reads the training stream with seed ``seed + a * REPLICA_SEED_STRIDE`` (replica 0: the
-# run's own stream, so one replica sees Entropy-SGD's batches); BN re-estimation uses seed + 1.
+# Parle replica a reads the training stream, and draws its Langevin noise, with seed
+# ``seed + a * REPLICA_SEED_STRIDE`` (replica 0: the run's own, so one replica is Entropy-SGD); BN
+# re-estimation reads the stream with seed + 1.
 REPLICA_SEED_STRIDE = 7919
 
 
@@ -183,7 +187,8 @@ def _single_model_step(s, num_classes, model_fn, lr, global_step, train_it, norm
     stats = {}
     with tf.control_dependencies(update_ops):
         if s.optimizer == "entropy-sgd":
-            opt = EntropySGD(lambda: towers(*train_it.get_next())[0], **esgd_arguments(s, lr, loss_scale))
+            opt = EntropySGD(lambda: towers(*train_it.get_next())[0], seed=s.seed,
+                             **esgd_arguments(s, lr, loss_scale))
             train_op = opt.minimize(losses, global_step=global_step)
             stats = opt.stats
         else:
@@ -197,7 +202,8 @@ def _parle_replica(a, device, s, num_classes, model_fn, lr, global_step, start_b
     ``replica_A/model/...``) and ParleReplica optimizer coupled to ``reference_vars``.
 
     Returns (Replica, its iterator's initializer, first images, their correctness [B])."""
-    it = _train_iterator(record_dir, s, s.seed + a * REPLICA_SEED_STRIDE, start_batch, device)
+    seed = s.seed + a * REPLICA_SEED_STRIDE
+    it = _train_iterator(record_dir, s, seed, start_batch, device)
     towers = Towers(model_fn, s, num_classes, [device], global_step, normalizer(record_dir))
     with tf.variable_scope("replica_%d" % a) as scope:
         pass
@@ -213,7 +219,7 @@ def _parle_replica(a, device, s, num_classes, model_fn, lr, global_step, start_b
     var_list = [by_name[v.op.name] for v in reference_vars]
     with tf.device(device):
         opt = ParleReplica(lambda: replica_loss(*it.get_next())[0], reference=dict(zip(var_list, reference_vars)),
-                           rho=s.rho, rho_scoping=s.rho_scoping, name="Parle_%d" % a,
+                           rho=s.rho, rho_scoping=s.rho_scoping, name="Parle_%d" % a, seed=seed,
                            **esgd_arguments(s, lr, make_loss_scale(s)))
     return Replica(opt, loss, var_list), it.initializer, images, correct
 

@@ -7,13 +7,15 @@ Times, side by side in one process on one model and one batch size:
   entropy2, unfused2   a second session of each: two sessions of one graph time a few per cent apart on
             this machine, as much as fusing changes, so each side of fused / unfused pools two sessions
             and entropy / entropy2 and unfused / unfused2 show that noise floor
+  drawn-in  the fused step with its Langevin noise drawn inside its XLA cluster, compiled with the
+            arithmetic (``DrawnIn``; the optimizer draws it as a plain op before the cluster)
   momentum  L session.runs of tf.train.MomentumOptimizer (Nesterov) on the same model
   pyloop    L session.runs of a one-gradient Entropy-SGD step (EntropySGD with L = 1): the cost of driving
             the Langevin loop from Python, one session.run per inner step, as the seed implementation did
 and prints entropy / momentum (target <= 1.05), pyloop / momentum, fused / unfused (target <= 1; each the
-median of its two sessions' rounds) and the two noise floors; then the compute ops (control flow,
-constants and identities left out) one traced outer step of entropy and unfused executes, which does not
-depend on the machine's load.
+median of its two sessions' rounds), the two noise floors and drawn-in / fused; then the compute ops
+(control flow, constants and identities left out) one traced outer step of entropy and unfused executes,
+which does not depend on the machine's load.
 Variants are measured in turns (each round starting with the next one) and the median of the rounds is
 reported, so background load hits them alike. ``--model``: the small CNN (3 variables, where fusing
 cannot show) and/or models of models/ (``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
@@ -35,12 +37,19 @@ from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
 
-VARIANTS = ("entropy", "unfused", "entropy2", "unfused2", "momentum", "pyloop")
+VARIANTS = ("entropy", "unfused", "entropy2", "unfused2", "drawn-in", "momentum", "pyloop")
 # Op types left out of the op count: the while_loop's control flow, constants, no-ops, identities, transfers.
 CONTROL_OPS = frozenset(("Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "Const", "NoOp",
                          "Identity", "_Recv", "_Send"))
 # Models of models/ at a CPU-sized configuration: WRN-10-1.
 MODEL_CONFIG = types.SimpleNamespace(wrn_depth=10, wrn_width=1, dropout=0.0, data_format="NHWC", precision="fp32")
+
+
+class DrawnIn(EntropySGD):
+    """EntropySGD whose fused step draws its noise inside its XLA cluster, with the arithmetic that uses it."""
+
+    def _normal(self, shape, key):
+        return tf.random.stateless_normal(shape, seed=key)
 
 
 def small_cnn():
@@ -89,6 +98,8 @@ def build(model, variant, L, batch):
         with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
             if variant.startswith(("entropy", "unfused")):
                 op, runs = EntropySGD(loss_fn, 0.1, L=L, fused=variant.startswith("entropy")).minimize(loss), 1
+            elif variant == "drawn-in":
+                op, runs = DrawnIn(loss_fn, 0.1, L=L).minimize(loss), 1
             elif variant == "momentum":
                 op, runs = tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True).minimize(loss), L
             else:
@@ -160,13 +171,15 @@ def main():
                 print("%s (%d variables), batch %d, %d threads; seconds per outer step, median of %d rounds "
                       "(fused, unfused: of both sessions' rounds)"
                       % (label, count, args.batch, os.cpu_count(), args.rounds))
-                print("%4s %8s %8s %8s %8s %17s %16s %14s %16s %16s %16s"
+                print("%4s %8s %8s %8s %8s %17s %16s %14s %16s %16s %15s %16s"
                       % ("L", "fused", "unfused", "momentum", "pyloop", "entropy/momentum", "pyloop/momentum",
-                         "fused/unfused", "entropy/entropy2", "unfused/unfused2", "ops fused/unf"))
-            print("%4d %8.4f %8.4f %8.4f %8.4f %17.3f %16.3f %14.3f %16.3f %16.3f %16s"
+                         "fused/unfused", "entropy/entropy2", "unfused/unfused2", "drawn-in/fused",
+                         "ops fused/unf"))
+            print("%4d %8.4f %8.4f %8.4f %8.4f %17.3f %16.3f %14.3f %16.3f %16.3f %15.3f %16s"
                   % (L, t["fused"], t["per-variable"], t["momentum"], t["pyloop"], t["fused"] / t["momentum"],
                      t["pyloop"] / t["momentum"], t["fused"] / t["per-variable"], t["entropy"] / t["entropy2"],
-                     t["unfused"] / t["unfused2"], "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
+                     t["unfused"] / t["unfused2"], t["drawn-in"] / t["fused"],
+                     "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
 
 
 if __name__ == "__main__":

@@ -312,7 +312,8 @@ class EntropySGD(tf.train.Optimizer):
 
     def _normal(self, shape, key):
         """Return a draw of N(0, I) of ``shape`` from ``key``, as a plain op outside any XLA cluster, even
-        one it is built in: XLA's CPU kernel for it is several times slower than TensorFlow's."""
+        one it is built in: XLA's CPU kernel for it is several times slower than TensorFlow's (measured by
+        bench/langevin_cost.py and bench/step_cost.py, whose ``drawn-in`` variant compiles it in)."""
         with tf.xla.experimental.jit_scope(compile_ops=False):
             return tf.random.stateless_normal(shape, seed=key)
 

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.models import IMAGE_SHAPES  # noqa: E402
 from bench.turns import rotations  # noqa: E402
+from data.pipeline import model_key  # noqa: E402
 from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
@@ -69,21 +70,24 @@ def small_cnn():
 
 def model_loss_fn(model, batch, seed=0):
     """Return loss_fn() -> the mean cross-entropy of ``model`` ("cnn": ``small_cnn``, else a model of
-    models/ in training mode) on the next of synthetic batches cycled from a small in-memory set."""
+    models/ in training mode, its dropout keyed by the batch's position) on the next of synthetic batches
+    cycled from a small in-memory set."""
     shape = IMAGE_SHAPES.get(model, (32, 32, 3))
     images = tf.random.stateless_uniform([batch * 4] + list(shape), seed=[seed, 1])
     labels = tf.random.stateless_uniform([batch * 4], seed=[seed, 2], maxval=10, dtype=tf.int32)
     it = tf.data.make_one_shot_iterator(
-        tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(batch).prefetch(4))
+        tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(batch).enumerate().prefetch(4))
     if model == "cnn":
-        logits = small_cnn()
+        cnn = small_cnn()
+        logits = lambda x, key: cnn(x)  # noqa: E731
     else:
         model_fn = get_model(model)
-        logits = lambda x: model_fn(x, True, 10, MODEL_CONFIG)  # noqa: E731
+        logits = lambda x, key: model_fn(x, True, 10, MODEL_CONFIG, dropout_key=key)  # noqa: E731
 
     def loss_fn():
-        x, y = it.get_next()
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits(x)))
+        position, (x, y) = it.get_next()
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=logits(x, model_key(seed, position))))
 
     return loss_fn
 

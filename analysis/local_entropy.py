@@ -29,21 +29,23 @@ LocalEntropyProbe.__doc__ = (
 
 
 def build_local_entropy(loss_fn, var_list=None, L=20, gamma=0.03, langevin_lr=0.1, epsilon=1e-4,
-                        mu_decay=0.75, momentum=0.9, nesterov=True, weight_decay=0.0, name="LocalEntropy"):
+                        mu_decay=0.75, momentum=0.9, nesterov=True, weight_decay=0.0, seed=0, name="LocalEntropy"):
     """Return a LocalEntropyProbe measuring the local entropy at the current value of ``var_list``.
 
     ``loss_fn()`` builds the scalar loss on the data to measure on; it is called once here (the first
     Langevin step) and once inside the loop (steps 2..L), as the optimizer does. For a measurement of
     the weights alone give it fixed data and the model in inference mode: with batch norm in training
     mode the loop would also move the moving statistics. The Langevin arguments are EntropySGD's (pass
-    the values the model was trained with to see the optimizer's own estimate); ``epsilon = 0`` makes the
-    estimate deterministic. ``var_list`` defaults to the trainable variables. ``L`` must be >= 1.
+    the values the model was trained with to see the optimizer's own estimate). ``seed`` keys the Langevin
+    noise: every measurement draws the noise of the optimizer's first outer step with that seed, so the
+    estimate is a function of the weights, the data and ``seed`` (``epsilon = 0``: of the first two).
+    ``var_list`` defaults to the trainable variables. ``L`` must be >= 1.
     """
     if L < 1:
         raise ValueError("the local-entropy estimate needs L >= 1 Langevin steps, got %r" % (L,))
     opt = EntropySGD(loss_fn, 0.0, L=L, gamma=gamma, scoping=0.0, langevin_lr=langevin_lr, epsilon=epsilon,
                      mu_decay=mu_decay, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                     name=name)
+                     seed=seed, name=name)
     loss = loss_fn()
     var_list = tf.trainable_variables() if var_list is None else list(var_list)
     step = opt.minimize(loss, var_list=var_list)

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.turns import rotations  # noqa: E402
 import config  # noqa: E402
 import models  # noqa: E402
-from data.pipeline import normalizer  # noqa: E402
+from data.pipeline import model_key, normalizer  # noqa: E402
 from data.records import write_records  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
@@ -85,12 +85,14 @@ def synthetic_step(s, info, record_dir):
         images = tf.constant(rng.randint(0, 256, (s.batch_size,) + info.image_shape).astype(np.uint8))
         labels = tf.constant(rng.randint(0, info.num_classes, s.batch_size).astype(np.int32))
     model_fn, normalize = models.get_model(s.model), normalizer(record_dir)
+    global_step = tf.train.get_or_create_global_step()
 
     def loss_fn():
-        logits = model_fn(normalize(images), True, info.num_classes, s)
+        # Dropout keyed by the step (one batch, so no stream position): fresh masks, never a folded constant.
+        key = model_key(s.seed, global_step)
+        logits = model_fn(normalize(images), True, info.num_classes, s, dropout_key=key)
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
-    global_step = tf.train.get_or_create_global_step()
     lr = tf.constant(schedule.schedule_settings(s)[0], tf.float32)
     with tf.xla.experimental.jit_scope() if s.xla else contextlib.nullcontext():
         loss = loss_fn()

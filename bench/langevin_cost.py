@@ -4,14 +4,18 @@ The model is taken out: the loss is sum over variables of s_v * sum(v) (s_v a fi
 gradient is a constant fill, so each variant's time is its optimizer's own element-wise work on the
 model's parameters (WRN-28-10 by default: 36.5 M) plus one cheap pass to make the gradients:
   fused     an EntropySGD outer step (L inner steps in its tf.while_loop, then the outer update), with
-            the fused Langevin step: flat vectors, the arithmetic compiled by XLA into one cluster
+            the fused Langevin step: flat vectors, the arithmetic compiled by XLA into one cluster, the
+            noise drawn before it as a plain op
+  drawn-in  the same with the noise drawn inside the cluster, compiled with the arithmetic
+            (bench/step_cost.py's ``DrawnIn``)
   unfused   the same with ``fused=False``: about fifteen plain ops per variable and inner step
   momentum  L steps of tf.train.MomentumOptimizer (Nesterov), the optimizer of the same L evaluations
   draw      the Langevin noise alone: one N(0, I) draw of all parameters, which Entropy-SGD makes per
             evaluation, fused or not (on a CPU most of its cost; a GPU draws it in well under a ms)
 Variants take turns (bench/turns.py); medians of --rounds rounds, in ms per gradient evaluation. The
-last column compares the two Entropy-SGD steps less the draw, which both make: their own arithmetic and
-data movement, what is left of them on a GPU, where the draw costs next to nothing.
+column "less draw" compares the two Entropy-SGD steps less the draw, which both make: their own arithmetic
+and data movement, what is left of them on a GPU, where the draw costs next to nothing; "drawn-in/fused"
+says where the fused step's draw is cheaper, inside its XLA cluster or before it.
 TF's BFC allocator is used on the CPU too, as it is on a GPU: TF's default CPU allocator maps fresh pages
 for every buffer over 32 MB (the flat vectors are 146 MB for WRN-28-10), which would time page faults.
 
@@ -29,13 +33,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.step_cost import time_outer_step  # noqa: E402
+from bench.step_cost import DrawnIn, time_outer_step  # noqa: E402
 from bench.turns import rotations  # noqa: E402
 from models import get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
 
-VARIANTS = ("fused", "unfused", "momentum", "draw")
+VARIANTS = ("fused", "unfused", "momentum", "draw", "drawn-in")
 
 
 def wrn_shapes(depth, width):
@@ -59,10 +63,13 @@ def build(variant, shapes, L):
         def loss_fn():
             return tf.add_n([s * tf.reduce_sum(v) for s, v in zip(scales, variables)])
 
-        if variant == "draw":
-            op, runs = tf.random.normal([sum(int(np.prod(s)) for s in shapes)]).op, L
+        if variant == "draw":  # keyed by a variable, which no graph optimisation folds into a constant
+            key = tf.get_variable("key", initializer=tf.constant([0, 0], tf.int64), trainable=False)
+            op, runs = tf.random.stateless_normal([sum(int(np.prod(s)) for s in shapes)], seed=key).op, L
         elif variant == "momentum":
             op, runs = tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True).minimize(loss_fn()), L
+        elif variant == "drawn-in":
+            op, runs = DrawnIn(loss_fn, 0.1, L=L).minimize(loss_fn()), 1
         else:
             op, runs = EntropySGD(loss_fn, 0.1, L=L, fused=variant == "fused").minimize(loss_fn()), 1
         sess = tf.Session(graph=graph)
@@ -97,12 +104,13 @@ def main():
     print("WRN-%d-%d: %d variables, %.2f M parameters, L = %d, %d threads; ms per gradient evaluation "
           "(median of %d rounds)" % (args.depth, args.width, len(shapes),
                                      sum(np.prod(s) for s in shapes) / 1e6, args.L, os.cpu_count(), args.rounds))
-    print("%9s %9s %9s %9s %17s %16s %15s %25s" % ("fused", "unfused", "momentum", "draw", "fused/momentum",
-                                                    "unfused/momentum", "fused/unfused", "less draw: fused/unfused"))
-    print("%9.2f %9.2f %9.2f %9.2f %17.2f %16.2f %15.2f %25.2f"
-          % (t["fused"], t["unfused"], t["momentum"], t["draw"], t["fused"] / t["momentum"],
+    print("%9s %9s %9s %9s %9s %17s %16s %15s %25s %15s"
+          % ("fused", "unfused", "momentum", "draw", "drawn-in", "fused/momentum", "unfused/momentum",
+             "fused/unfused", "less draw: fused/unfused", "drawn-in/fused"))
+    print("%9.2f %9.2f %9.2f %9.2f %9.2f %17.2f %16.2f %15.2f %25.2f %15.2f"
+          % (t["fused"], t["unfused"], t["momentum"], t["draw"], t["drawn-in"], t["fused"] / t["momentum"],
              t["unfused"] / t["momentum"], t["fused"] / t["unfused"],
-             (t["fused"] - t["draw"]) / (t["unfused"] - t["draw"])), flush=True)
+             (t["fused"] - t["draw"]) / (t["unfused"] - t["draw"]), t["drawn-in"] / t["fused"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from data.pipeline import model_key  # noqa: E402
 from models import MODEL_NAMES, get_model  # noqa: E402
 from models.layers import PRECISIONS  # noqa: E402
 from tfcompat import tf  # noqa: E402
@@ -26,11 +27,13 @@ IMAGE_SHAPES = {"wrn": (32, 32, 3), "allcnn": (32, 32, 3), "lenet": (28, 28, 1)}
 
 
 def training_step(name, batch, config):
-    """Return (op, trainable parameter count): one forward+backward pass of model ``name`` on a fixed batch."""
+    """Return (op, trainable parameter count): one forward+backward pass of model ``name`` on a fixed batch
+    (dropout keyed by a variable's value, which no graph optimisation folds into a constant)."""
     rng = np.random.RandomState(0)
     images = tf.constant(rng.randn(batch, *IMAGE_SHAPES[name]).astype(np.float32))
     labels = tf.constant(rng.randint(0, 10, size=batch).astype(np.int32))
-    logits = get_model(name)(images, True, 10, config)
+    key = model_key(0, tf.train.get_or_create_global_step())
+    logits = get_model(name)(images, True, 10, config, dropout_key=key)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     params = tf.trainable_variables()
     grads = tf.gradients(loss, params)

@@ -7,13 +7,15 @@ Times, side by side in one process on one model and one batch size:
   entropy2, unfused2   a second session of each: two sessions of one graph time a few per cent apart on
             this machine, as much as fusing changes, so each side of fused / unfused pools two sessions
             and entropy / entropy2 and unfused / unfused2 show that noise floor
+  drawn-in  the fused step with its Langevin noise drawn inside its XLA cluster, compiled with the
+            arithmetic (``DrawnIn``; the optimizer draws it as a plain op before the cluster)
   momentum  L session.runs of tf.train.MomentumOptimizer (Nesterov) on the same model
   pyloop    L session.runs of a one-gradient Entropy-SGD step (EntropySGD with L = 1): the cost of driving
             the Langevin loop from Python, one session.run per inner step, as the seed implementation did
 and prints entropy / momentum (target <= 1.05), pyloop / momentum, fused / unfused (target <= 1; each the
-median of its two sessions' rounds) and the two noise floors; then the compute ops (control flow,
-constants and identities left out) one traced outer step of entropy and unfused executes, which does not
-depend on the machine's load.
+median of its two sessions' rounds), the two noise floors and drawn-in / fused; then the compute ops
+(control flow, constants and identities left out) one traced outer step of entropy and unfused executes,
+which does not depend on the machine's load.
 Variants are measured in turns (each round starting with the next one) and the median of the rounds is
 reported, so background load hits them alike. ``--model``: the small CNN (3 variables, where fusing
 cannot show) and/or models of models/ (``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
@@ -31,16 +33,24 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.models import IMAGE_SHAPES  # noqa: E402
 from bench.turns import rotations  # noqa: E402
+from data.pipeline import model_key  # noqa: E402
 from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
 
-VARIANTS = ("entropy", "unfused", "entropy2", "unfused2", "momentum", "pyloop")
+VARIANTS = ("entropy", "unfused", "entropy2", "unfused2", "drawn-in", "momentum", "pyloop")
 # Op types left out of the op count: the while_loop's control flow, constants, no-ops, identities, transfers.
 CONTROL_OPS = frozenset(("Enter", "Exit", "Merge", "Switch", "NextIteration", "LoopCond", "Const", "NoOp",
                          "Identity", "_Recv", "_Send"))
 # Models of models/ at a CPU-sized configuration: WRN-10-1.
 MODEL_CONFIG = types.SimpleNamespace(wrn_depth=10, wrn_width=1, dropout=0.0, data_format="NHWC", precision="fp32")
+
+
+class DrawnIn(EntropySGD):
+    """EntropySGD whose fused step draws its noise inside its XLA cluster, with the arithmetic that uses it."""
+
+    def _normal(self, shape, key):
+        return tf.random.stateless_normal(shape, seed=key)
 
 
 def small_cnn():
@@ -60,21 +70,24 @@ def small_cnn():
 
 def model_loss_fn(model, batch, seed=0):
     """Return loss_fn() -> the mean cross-entropy of ``model`` ("cnn": ``small_cnn``, else a model of
-    models/ in training mode) on the next of synthetic batches cycled from a small in-memory set."""
+    models/ in training mode, its dropout keyed by the batch's position) on the next of synthetic batches
+    cycled from a small in-memory set."""
     shape = IMAGE_SHAPES.get(model, (32, 32, 3))
     images = tf.random.stateless_uniform([batch * 4] + list(shape), seed=[seed, 1])
     labels = tf.random.stateless_uniform([batch * 4], seed=[seed, 2], maxval=10, dtype=tf.int32)
     it = tf.data.make_one_shot_iterator(
-        tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(batch).prefetch(4))
+        tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(batch).enumerate().prefetch(4))
     if model == "cnn":
-        logits = small_cnn()
+        cnn = small_cnn()
+        logits = lambda x, key: cnn(x)  # noqa: E731
     else:
         model_fn = get_model(model)
-        logits = lambda x: model_fn(x, True, 10, MODEL_CONFIG)  # noqa: E731
+        logits = lambda x, key: model_fn(x, True, 10, MODEL_CONFIG, dropout_key=key)  # noqa: E731
 
     def loss_fn():
-        x, y = it.get_next()
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits(x)))
+        position, (x, y) = it.get_next()
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=logits(x, model_key(seed, position))))
 
     return loss_fn
 
@@ -89,6 +102,8 @@ def build(model, variant, L, batch):
         with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
             if variant.startswith(("entropy", "unfused")):
                 op, runs = EntropySGD(loss_fn, 0.1, L=L, fused=variant.startswith("entropy")).minimize(loss), 1
+            elif variant == "drawn-in":
+                op, runs = DrawnIn(loss_fn, 0.1, L=L).minimize(loss), 1
             elif variant == "momentum":
                 op, runs = tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True).minimize(loss), L
             else:
@@ -160,13 +175,15 @@ def main():
                 print("%s (%d variables), batch %d, %d threads; seconds per outer step, median of %d rounds "
                       "(fused, unfused: of both sessions' rounds)"
                       % (label, count, args.batch, os.cpu_count(), args.rounds))
-                print("%4s %8s %8s %8s %8s %17s %16s %14s %16s %16s %16s"
+                print("%4s %8s %8s %8s %8s %17s %16s %14s %16s %16s %15s %16s"
                       % ("L", "fused", "unfused", "momentum", "pyloop", "entropy/momentum", "pyloop/momentum",
-                         "fused/unfused", "entropy/entropy2", "unfused/unfused2", "ops fused/unf"))
-            print("%4d %8.4f %8.4f %8.4f %8.4f %17.3f %16.3f %14.3f %16.3f %16.3f %16s"
+                         "fused/unfused", "entropy/entropy2", "unfused/unfused2", "drawn-in/fused",
+                         "ops fused/unf"))
+            print("%4d %8.4f %8.4f %8.4f %8.4f %17.3f %16.3f %14.3f %16.3f %16.3f %15.3f %16s"
                   % (L, t["fused"], t["per-variable"], t["momentum"], t["pyloop"], t["fused"] / t["momentum"],
                      t["pyloop"] / t["momentum"], t["fused"] / t["per-variable"], t["entropy"] / t["entropy2"],
-                     t["unfused"] / t["unfused2"], "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
+                     t["unfused"] / t["unfused2"], t["drawn-in"] / t["fused"],
+                     "%d/%d" % (ops["entropy"], ops["unfused"])), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ cache and is drawn afresh for every batch. Both the order and the augmentation a
 
 - position ``p`` lies in epoch ``e = p // B`` (``B`` = batches per epoch, the remainder dropped),
   and is batch ``p % B`` of epoch ``e``'s permutation, drawn with the key (seed, -1 - e);
-- its crops, flips and rotations are drawn with the key (seed, p).
+- its crops, flips and rotations are drawn with the key (seed, p);
+- with ``with_key``, the batch comes with its model key, (seed, p) with ``MODEL_DRAWS`` folded in, for
+  the random draws of the model that reads it (dropout masks): a function of (seed, p) too, and
+  independent of the augmentation's.
 
 So a run started at ``start_batch = k`` yields exactly batches k, k+1, ... of a run started at 0,
 and skipping to ``k`` costs one permutation, not ``k`` decoded or augmented batches.
@@ -18,6 +21,7 @@ prefetches them to the GPU. The host work runs in parallel ``map`` stages: PNG d
 augmentation as a few batched ops per batch.
 """
 import math
+import zlib
 
 import numpy as np
 
@@ -26,6 +30,9 @@ from tfcompat import tf
 
 _PAD = 4                 # WRN recipe: random crops of the image reflection-padded by 4 pixels
 _INT64_MAX = 2 ** 63 - 1
+# Folded into (seed, p) for the model key: it differs from the augmentation's key (seed, p) and from other
+# draws keyed by the same seed (the Langevin noise's: optimizers/entropy_sgd.py).
+MODEL_DRAWS = zlib.crc32(b"model")
 
 
 def _decoder(height, width, channels):
@@ -118,8 +125,15 @@ def _rotate(images, draws, max_degrees):
     return tf.cast(tf.round(rotated), tf.uint8)
 
 
-def _batch_maker(images, labels, seed, augment, rotate):
-    """Return f(position, indices [batch]) -> (images uint8 [batch, H, W, C], labels int32 [batch])."""
+def model_key(seed, position):
+    """Return the model key (int64 [2]) of the batch at ``position`` of the stream with ``seed``."""
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(position, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(key, tf.constant(MODEL_DRAWS, tf.int64))
+
+
+def _batch_maker(images, labels, seed, augment, rotate, with_key):
+    """Return f(position, indices [batch]) -> (images uint8 [batch, H, W, C], labels int32 [batch]
+    [, the model key int64 [2] with ``with_key``])."""
     def make(position, indices):
         batch = tf.gather(images, indices)
         draws = tf.random.stateless_uniform([tf.size(indices), 4], seed=tf.stack([seed, position]))
@@ -127,7 +141,7 @@ def _batch_maker(images, labels, seed, augment, rotate):
             batch = _crop_flip(batch, draws)
         if rotate:
             batch = _rotate(batch, draws[:, 3], rotate)
-        return batch, tf.gather(labels, indices)
+        return (batch, tf.gather(labels, indices)) + ((model_key(seed, position),) if with_key else ())
 
     return make
 
@@ -152,8 +166,10 @@ def _positions(num_examples, batch_size, seed, start_batch):
     return tf.data.Dataset.range(first_epoch, _INT64_MAX).flat_map(epoch_positions)
 
 
-def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_batch=0):
-    """Return the infinite training dataset of (images uint8 [batch, H, W, C], labels int32 [batch]).
+def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_batch=0, with_key=False):
+    """Return the infinite training dataset of (images uint8 [batch, H, W, C], labels int32 [batch]),
+    with ``with_key`` also each batch's model key (int64 [2], the module docstring): the dropout key the
+    model that trains on the batch takes (models/__init__.py).
 
     With ``augment``, images are randomly cropped from the 4-pixel reflection-padded image and
     flipped left-right; with ``rotate`` > 0, rotated by up to that many degrees (rounded to whole
@@ -174,7 +190,7 @@ def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_
 
     def stream(images, labels):
         return (_positions(num_examples, batch_size, seed, start_batch)
-                .map(_batch_maker(images, labels, seed, augment, rotate),
+                .map(_batch_maker(images, labels, seed, augment, rotate, with_key),
                      num_parallel_calls=tf.data.AUTOTUNE))
 
     return decoded.flat_map(stream).prefetch(tf.data.AUTOTUNE)

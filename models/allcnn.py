@@ -33,14 +33,15 @@ def _conv_bn_relu(x, out_channels, kernel, stride, padding, is_training, fmt, na
         return tf.nn.relu(layers.batch_norm(x, is_training, fmt, "bn"))
 
 
-def allcnn(images, is_training, use_dropout, num_classes, config):
-    """Return the logits [batch, num_classes] of All-CNN-BN for ``images`` in ``config.data_format``."""
+def allcnn(images, is_training, dropout_key, num_classes, config):
+    """Return the logits [batch, num_classes] of All-CNN-BN for ``images`` in ``config.data_format``
+    (``dropout_key``: see layers.dropout)."""
     fmt = config.data_format
-    x = layers.dropout(images, INPUT_DROPOUT, use_dropout)
+    x = layers.dropout(images, INPUT_DROPOUT, dropout_key, "input")
     conv_index = 0
     for spec in _LAYERS:
-        if spec is None:
-            x = layers.dropout(x, DROPOUT, use_dropout)
+        if spec is None:  # named by the convolution it follows
+            x = layers.dropout(x, DROPOUT, dropout_key, "conv%d" % (conv_index - 1))
         else:
             x = _conv_bn_relu(x, *spec, is_training, fmt, "conv%d" % conv_index)
             conv_index += 1

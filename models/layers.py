@@ -10,7 +10,12 @@ every variable is float32, whatever that dtype (the master weights the optimizer
 only ones a Saver sees). Convolution and linear weights are cast to the input's dtype where they are
 used, so their gradients come back float32 through the cast; batch norm keeps its parameters and
 statistics float32, as fused_batch_norm takes them with a half-precision input.
+
+Dropout draws its masks with stateless random ops from a key it is given (see ``dropout``), never from
+TensorFlow's stateful random streams, which restart in every process.
 """
+import zlib
+
 from tfcompat import tf
 
 DATA_FORMATS = ("NHWC", "NCHW")
@@ -129,11 +134,30 @@ def batch_norm(x, is_training, data_format, name):
     return y[:, 0, 0, :] if flat else y
 
 
-def dropout(x, rate, enabled):
-    """Return ``x`` with a fraction ``rate`` of entries zeroed (and the rest scaled) when ``enabled``."""
-    if enabled and rate > 0:
-        return tf.nn.dropout(x, rate=rate)
-    return x
+# The key a model is built with when asked for dropout without one: its first dropout layer with a rate > 0
+# refuses to build (a model without dropout, such as WRN at rate 0, needs no key).
+MISSING_KEY = object()
+
+
+def dropout(x, rate, key, name):
+    """Return ``x`` with a fraction ``rate`` of its entries zeroed and the others scaled by 1 / (1 - rate);
+    ``x`` itself when ``key`` is None (dropout off) or ``rate`` is 0.
+
+    ``key`` (int, shape [2]): the stateless random key of the batch (models/__init__.py). The mask is drawn
+    from it with ``name``, unique within the model, folded in as its CRC-32 (stable across processes,
+    unlike Python's ``hash``): a function of the batch and the layer alone, so a resumed run draws the masks
+    an uninterrupted one would. ``MISSING_KEY`` raises a ValueError.
+    """
+    if key is None or rate == 0:
+        return x
+    if key is MISSING_KEY:
+        raise ValueError("dropout layer %r needs a stateless key: pass dropout_key= (int [2]) to the model, "
+                         "or use_dropout=False" % name)
+    layer_key = tf.random.experimental.stateless_fold_in(key, tf.constant(zlib.crc32(name.encode()), tf.int64))
+    # A plain op under --xla too, as the stateful dropout was: XLA's CPU kernel for the draw is several times
+    # slower than TensorFlow's (see EntropySGD._normal).
+    with tf.xla.experimental.jit_scope(compile_ops=False):
+        return tf.nn.experimental.stateless_dropout(x, rate, seed=layer_key)
 
 
 def max_pool(x, size, data_format):

@@ -18,20 +18,21 @@ C1, C2, C3 = 20, 50, 500
 DROPOUT = 0.5  # fixed by the authors (opt['d'] = 0.5); config.dropout is the WRN's
 
 
-def _conv_stage(x, out_channels, pool, is_training, use_dropout, fmt, name):
+def _conv_stage(x, out_channels, pool, is_training, dropout_key, fmt, name):
     """Return dropout(maxpool(ReLU(BN(conv5x5(x))))), the authors' ``convbn`` unit."""
     with tf.variable_scope(name):
         x = layers.conv2d(x, out_channels, 5, 1, 0, fmt, layers.torch_uniform(), "conv")
         x = tf.nn.relu(layers.batch_norm(x, is_training, fmt, "bn"))
-    return layers.dropout(layers.max_pool(x, pool, fmt), DROPOUT, use_dropout)
+    return layers.dropout(layers.max_pool(x, pool, fmt), DROPOUT, dropout_key, name)
 
 
-def lenet(images, is_training, use_dropout, num_classes, config):
-    """Return the logits [batch, num_classes] of the authors' ``mnistconv`` for ``images`` in ``config.data_format``."""
+def lenet(images, is_training, dropout_key, num_classes, config):
+    """Return the logits [batch, num_classes] of the authors' ``mnistconv`` for ``images`` in
+    ``config.data_format`` (``dropout_key``: see layers.dropout)."""
     fmt = config.data_format
-    x = _conv_stage(images, C1, 3, is_training, use_dropout, fmt, "stage0")
-    x = _conv_stage(x, C2, 2, is_training, use_dropout, fmt, "stage1")
+    x = _conv_stage(images, C1, 3, is_training, dropout_key, fmt, "stage0")
+    x = _conv_stage(x, C2, 2, is_training, dropout_key, fmt, "stage1")
     x = layers.dense(layers.flatten(x, fmt), C3, False, "fc0")
     x = tf.nn.relu(layers.batch_norm(x, is_training, fmt, "fc0/bn"))
-    x = layers.dropout(x, DROPOUT, use_dropout)
+    x = layers.dropout(x, DROPOUT, dropout_key, "fc0")
     return layers.dense(x, num_classes, True, "fc1")

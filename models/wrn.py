@@ -21,7 +21,7 @@ def blocks_per_group(depth):
     return (depth - 4) // 6
 
 
-def _block(x, out_channels, stride, is_training, use_dropout, config, name):
+def _block(x, out_channels, stride, is_training, dropout_key, config, name):
     """Return one pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-[dropout]-conv3x3 plus shortcut.
 
     Where the shape changes the shortcut is a 1x1 projection of the pre-activated input (as in
@@ -33,7 +33,7 @@ def _block(x, out_channels, stride, is_training, use_dropout, config, name):
         preact = tf.nn.relu(layers.batch_norm(x, is_training, fmt, "bn0"))
         y = layers.conv2d(preact, out_channels, 3, stride, 1, fmt, layers.he_normal_fan_out(), "conv0")
         y = tf.nn.relu(layers.batch_norm(y, is_training, fmt, "bn1"))
-        y = layers.dropout(y, config.dropout, use_dropout)
+        y = layers.dropout(y, config.dropout, dropout_key, name)
         y = layers.conv2d(y, out_channels, 3, 1, 1, fmt, layers.he_normal_fan_out(), "conv1")
         if in_channels == out_channels and stride == 1:
             return y + x
@@ -41,11 +41,11 @@ def _block(x, out_channels, stride, is_training, use_dropout, config, name):
                                  "shortcut")
 
 
-def wrn(images, is_training, use_dropout, num_classes, config):
+def wrn(images, is_training, dropout_key, num_classes, config):
     """Return the logits [batch, num_classes] of WRN-``config.wrn_depth``-``config.wrn_width``.
 
     ``images`` are already in ``config.data_format``; dropout ``config.dropout`` sits between the
-    two convolutions of every block (0 turns it off).
+    two convolutions of every block (0 turns it off; ``dropout_key``: see layers.dropout).
     """
     fmt = config.data_format
     n = blocks_per_group(config.wrn_depth)
@@ -53,7 +53,7 @@ def wrn(images, is_training, use_dropout, num_classes, config):
     x = layers.conv2d(images, 16, 3, 1, 1, fmt, layers.he_normal_fan_out(), "conv0")
     for g, (width, stride) in enumerate(zip(widths, _GROUP_STRIDES)):
         for b in range(n):
-            x = _block(x, width, stride if b == 0 else 1, is_training, use_dropout, config,
+            x = _block(x, width, stride if b == 0 else 1, is_training, dropout_key, config,
                        "group%d/block%d" % (g, b))
     x = tf.nn.relu(layers.batch_norm(x, is_training, fmt, "bn"))
     return layers.dense(layers.global_avg_pool(x, fmt), num_classes, True, "fc")

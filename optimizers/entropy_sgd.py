@@ -18,6 +18,10 @@ outer step) with the scoping counter incremented as in their Lua code. The noise
 ``langevin_lr * epsilon / sqrt(0.5 * langevin_lr) * N``, written as ``epsilon * sqrt(2 * langevin_lr) * N``
 so that langevin_lr = 0 is not a division by zero.
 
+The noise N of inner step i of outer step k is a stateless draw keyed by (``seed``, k, i) (and, per
+variable, the variable's index), not a stateful random op: k is the scoping counter, a variable saved in
+checkpoints, so a run restored at step k draws the noise an uninterrupted one would.
+
 During the loop the model's variables hold x' (so ``loss_fn`` needs no knowledge of the optimizer),
 written at the top of each inner step 2..L; the anchor x is kept in a slot and written back by the outer
 update, so x' never leaks out of a step.
@@ -30,7 +34,8 @@ x' and mu updates) runs once on them instead of about ten small ops per variable
 arithmetic into one cluster (with or without ``--xla``), so an inner step passes over the vectors in a
 kernel or two rather than some fifteen ops that each read and write whole vectors: for a large model that
 memory traffic, not the arithmetic, is the step's cost. An inner step also concatenates its gradients and
-draws its noise (plain ops) and splits x' into the variables. Same arithmetic, same slots.
+draws its noise (plain ops: XLA could compile the stateless draw, but its CPU kernel is far slower) and
+splits x' into the variables. Same arithmetic, same slots.
 
 Mixed precision: with a ``loss_scale`` (``tf.compat.v1.mixed_precision.DynamicLossScale``) every gradient,
 inner ones included, is of the scaled loss and is unscaled in float32. An inner gradient that overflows
@@ -40,6 +45,7 @@ lowers the scale. All Entropy-SGD arithmetic is float32 whatever the model compu
 """
 import math
 import numbers
+import zlib
 
 from optimizers.towers import all_finite, average_gradients, skip_bookkeeping
 from tfcompat import tf
@@ -48,6 +54,9 @@ from tfcompat import tf
 # (x', m' and mu are while-loop state: they live for one outer step and need no variable.)
 ANCHOR, MOMENTUM = "anchor", "momentum"
 OUTER_STEP, SKIPPED_STEPS = "outer_step", "skipped_steps"
+# Folded into the noise's key (seed, k), so that it differs from other draws keyed by the same seed (the
+# training stream's: data.pipeline).
+NOISE_DRAWS = zlib.crc32(b"langevin noise")
 
 
 def _check_rate(name, value):
@@ -62,6 +71,12 @@ def _distance(a, b):
     """||a - b|| over all elements of two matching tensors or lists of tensors."""
     pairs = zip(tf.nest.flatten(a), tf.nest.flatten(b))
     return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(p - q)) for p, q in pairs]))
+
+
+def _fold(key, data):
+    """Return ``key`` (int [2]) with the integer ``data`` (a Python int or an int tensor) folded in: a new
+    stateless key (int64 [2]), a function of both."""
+    return tf.random.experimental.stateless_fold_in(key, tf.cast(data, tf.int64))
 
 
 def _flat(tensors):
@@ -90,13 +105,17 @@ class EntropySGD(tf.train.Optimizer):
     ``session.run``: ``gamma``; for L >= 1 also ``inner_loss`` (mean of the inner losses), ``x_mu_norm``
     (||x - mu||, the local-entropy gradient) and ``x_xprime_norm`` (||x - x'|| after the loop); with a
     ``loss_scale`` also ``loss_scale`` and ``skipped_steps`` (outer steps skipped for overflow so far).
+
+    ``seed`` (an int) keys the Langevin noise (the module docstring): equal seeds draw equal noise.
     """
 
     def __init__(self, loss_fn, learning_rate, L=20, gamma=0.03, scoping=1e-3, langevin_lr=0.1,
                  epsilon=1e-4, mu_decay=0.75, momentum=0.9, nesterov=True, weight_decay=0.0,
-                 fused=True, loss_scale=None, use_locking=False, name="EntropySGD"):
+                 fused=True, loss_scale=None, seed=0, use_locking=False, name="EntropySGD"):
         if isinstance(L, bool) or not isinstance(L, numbers.Integral) or L < 0:
             raise ValueError("L must be an integer >= 0, got %r" % (L,))
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError("seed must be an integer, got %r" % (seed,))
         for arg, value in (("learning_rate", learning_rate), ("gamma", gamma), ("scoping", scoping),
                            ("langevin_lr", langevin_lr), ("epsilon", epsilon), ("momentum", momentum),
                            ("weight_decay", weight_decay)):
@@ -114,6 +133,7 @@ class EntropySGD(tf.train.Optimizer):
         self._nesterov = bool(nesterov)
         self._fused = bool(fused)
         self._loss_scale = loss_scale
+        self._seed = int(seed)
         self._first_loss = None
         self.stats = {}
 
@@ -167,39 +187,49 @@ class EntropySGD(tf.train.Optimizer):
             self._create_slots(var_list)
         with tf.name_scope(name, self._name):
             self._prepare()
-            k = self.outer_step
-            gamma = tf.multiply(self._t["gamma"], tf.pow(1.0 + self._t["scoping"], k.read_value()), name="gamma")
+            k = self.outer_step.read_value()
+            gamma = tf.multiply(self._t["gamma"], tf.pow(1.0 + self._t["scoping"], k), name="gamma")
             self.stats = {"gamma": gamma}
             if self._L == 0:
                 outer = self._outer_update(var_list, grads, finite=self._finite(grads))
             else:
-                outer = self._entropy_step(var_list, grads, gamma)
+                outer = self._entropy_step(var_list, grads, gamma, self._noise_key(k))
             with tf.control_dependencies([outer, gamma]):
-                finish = [k.assign_add(1.0, use_locking=self._use_locking).op]
+                finish = [self.outer_step.assign_add(1.0, use_locking=self._use_locking).op]
                 if global_step is not None:
                     finish.append(tf.assign_add(global_step, 1).op)
             return tf.group(*finish, name="step")
+
+    def _noise_key(self, k):
+        """Return the key (int64 [2]) of the Langevin noise of outer step ``k`` (the scoping counter's value):
+        (seed, k) with NOISE_DRAWS folded in; inner step i folds in i.
+
+        k rather than a global step: it is the optimizer's own (minimize may have no global step; Parle's
+        replicas and the local-entropy probe have none), it is saved in checkpoints, and a Parle worker that
+        rejoins a cluster sets it to the run's step."""
+        return _fold(tf.stack([tf.constant(self._seed, tf.int64), tf.cast(k, tf.int64)]), NOISE_DRAWS)
 
     def _finite(self, grads):
         """True when every gradient is finite; None (no check at all) without a loss scale."""
         return all_finite(grads) if self._loss_scale is not None else None
 
-    def _entropy_step(self, var_list, grads, gamma):
-        """Langevin loop from x, then the outer update toward mu; returns the op of the outer update."""
+    def _entropy_step(self, var_list, grads, gamma, noise_key):
+        """Langevin loop from x, its noise keyed by ``noise_key``, then the outer update toward mu; returns
+        the op of the outer update."""
         with tf.control_dependencies(self._save_anchors(var_list)):
             anchors = [self.get_slot(v, ANCHOR).read_value() for v in var_list]
         # The chain (x', m', mu) is while-loop state, not variables: it lives for one outer step only.
         # Fused, each is one vector over all variables, so an inner step concatenates only its gradients.
         x = _flat(anchors) if self._fused else anchors
         chain = (x, tf.nest.map_structure(tf.zeros_like, x), x)  # x' <- x, m' <- 0, mu <- x
-        chain, finite = self._langevin_step(grads, gamma, x, chain)
+        chain, finite = self._langevin_step(grads, gamma, x, chain, _fold(noise_key, 0))
         if self._L == 1:  # no loop: building its body would call loss_fn for nothing
             loss_sum = tf.constant(0.0)
         else:
             state = [tf.constant(1), tf.constant(0.0), chain] + ([finite] if finite is not None else [])
             state = tf.while_loop(
                 lambda i, *_: i < self._L,
-                lambda i, s, c, *f: self._loop_body(i, s, c, f, var_list, gamma, x),
+                lambda i, s, c, *f: self._loop_body(i, s, c, f, var_list, gamma, x, noise_key),
                 state, parallel_iterations=1, back_prop=False, name="langevin")
             loss_sum, chain = state[1], state[2]
             finite = state[3] if finite is not None else None
@@ -227,10 +257,10 @@ class EntropySGD(tf.train.Optimizer):
         return [self.get_slot(v, ANCHOR).assign(v.read_value(), use_locking=self._use_locking).op
                 for v in var_list]
 
-    def _loop_body(self, i, loss_sum, chain, finite, var_list, gamma, x):
-        """Inner steps 2..L: x' of the last step written into the variables, a fresh loss there (its
-        UPDATE_OPS run here), then a Langevin step. ``finite`` is () without a loss scale, else (whether
-        every gradient so far was finite,).
+    def _loop_body(self, i, loss_sum, chain, finite, var_list, gamma, x, noise_key):
+        """Inner steps 2..L (``i`` = 1..L-1): x' of the last step written into the variables, a fresh loss
+        there (its UPDATE_OPS run here), then a Langevin step with ``i`` folded into ``noise_key``.
+        ``finite`` is () without a loss scale, else (whether every gradient so far was finite,).
 
         x' is written at the top of the step that reads it, not after the step that makes it: the x' of
         step L is never read (the outer update writes x), so an outer step writes the variables L - 1 times.
@@ -249,13 +279,14 @@ class EntropySGD(tf.train.Optimizer):
             missing = [v.name for g, v in zip(grads, var_list) if g is None]
             if missing:
                 raise ValueError("loss_fn() does not depend on variables being optimised: %s" % missing)
-            chain, step_finite = self._langevin_step(grads, gamma, x, chain)
+            chain, step_finite = self._langevin_step(grads, gamma, x, chain, _fold(noise_key, i))
         with tf.control_dependencies(tf.nest.flatten(chain) + loop_updates):
             state = (i + 1, loss_sum + tf.cast(loss, tf.float32), chain)
             return state + ((tf.logical_and(finite[0], step_finite),) if finite else ())
 
-    def _langevin_step(self, grads, gamma, x, chain):
-        """One SGLD step of the chain (x', m', mu) from the gradients at x'.
+    def _langevin_step(self, grads, gamma, x, chain, key):
+        """One SGLD step of the chain (x', m', mu) from the gradients at x', its noise drawn with ``key``
+        (per variable: with the variable's index folded in).
 
         Returns (the new chain; whether the gradients were finite, or None without a loss scale).
         Gradients that overflowed are replaced by zeros, so x' and mu stay finite in a step that will be
@@ -265,17 +296,26 @@ class EntropySGD(tf.train.Optimizer):
         if finite is not None:
             grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
         if self._fused:
-            # Outside XLA: the normal draw (XLA takes no stateful random op) and the concatenation, one plain
-            # kernel (compiled in, XLA picks each element's source among ~80 gradients; no faster on a CPU).
+            # Outside XLA: the concatenation, one plain kernel (compiled in, XLA picks each element's source
+            # among ~80 gradients; no faster on a CPU), and the draw (``_normal`` keeps itself out).
             with tf.xla.experimental.jit_scope(compile_ops=False):
-                normal, g = tf.random.normal(chain[0].shape), _flat(grads)
+                g = _flat(grads)
             # The arithmetic as one XLA cluster: a kernel or two that pass over the vectors once, not about
             # fifteen ops that each read and write whole vectors.
             with tf.xla.experimental.jit_scope():
-                return self._sgld(*chain, g, x, gamma, normal), finite
-        # Per variable: transpose [(x', m', mu) of each variable] into ([x'...], [m'...], [mu...]).
-        return tuple(map(list, zip(*[self._sgld(*link, g, anchor, gamma, tf.random.normal(anchor.shape))
-                                     for link, g, anchor in zip(zip(*chain), grads, x)]))), finite
+                return self._sgld(*chain, g, x, gamma, self._normal(chain[0].shape, key)), finite
+        # Per variable j, with j folded into the key; then [(x', m', mu) of each variable] transposed into
+        # ([x'...], [m'...], [mu...]).
+        links = [self._sgld(*link, g, anchor, gamma, self._normal(anchor.shape, _fold(key, j)))
+                 for j, (link, g, anchor) in enumerate(zip(zip(*chain), grads, x))]
+        return tuple(map(list, zip(*links))), finite
+
+    def _normal(self, shape, key):
+        """Return a draw of N(0, I) of ``shape`` from ``key``, as a plain op outside any XLA cluster, even
+        one it is built in: XLA's CPU kernel for it is several times slower than TensorFlow's (measured by
+        bench/langevin_cost.py and bench/step_cost.py, whose ``drawn-in`` variant compiles it in)."""
+        with tf.xla.experimental.jit_scope(compile_ops=False):
+            return tf.random.stateless_normal(shape, seed=key)
 
     def _sgld(self, x_prime, m, mu, g, x, gamma, normal):
         """The arithmetic of one Langevin step on matching tensors, with ``normal`` a draw of N(0, I) of

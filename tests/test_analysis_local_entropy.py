@@ -92,3 +92,17 @@ def test_the_probe_keeps_its_variables_to_itself():
         assert len(own) == 2 * len(var_list) + 1
     with pytest.raises(ValueError, match="L >= 1"):
         build_local_entropy(lambda: tf.constant(0.0), L=0)
+
+
+def test_with_noise_the_estimate_is_a_function_of_the_seed():
+    """epsilon > 0: every measurement with one seed draws the same noise, another seed other noise."""
+    a, c, x0 = problem()
+    stats = []
+    for seed in (3, 3, 4):
+        with tf.Graph().as_default():
+            var_list, c_ph, probe = build(a, x0, L=5, epsilon=0.1, seed=seed)
+            with tf.Session() as sess:
+                sess.run(tf.variables_initializer(var_list))
+                stats += [measure(sess, probe, {c_ph: c}) for _ in range(2)]
+    assert stats[0] == stats[1] == stats[2] == stats[3]  # the same graph again, and a graph of its own
+    assert stats[4]["x_mu_norm"] != stats[0]["x_mu_norm"]

@@ -21,11 +21,12 @@ def test_runs_on_a_small_model_and_prints_consistent_ratios():
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     assert lines[0].startswith("WRN-10-1: 25 variables, 0.08 M parameters, L = 2")
-    fused, unfused, momentum, draw, f_m, u_m, f_u, less_draw = map(float, lines[-1].split())
-    for ms in (fused, unfused, momentum, draw):
+    fused, unfused, momentum, draw, drawn_in, f_m, u_m, f_u, less_draw, in_f = map(float, lines[-1].split())
+    for ms in (fused, unfused, momentum, draw, drawn_in):
         assert math.isfinite(ms) and ms > 0
     cell = 0.005  # each millisecond figure is printed to 2 decimals
     assert agrees(f_m, fused, momentum, cell)
     assert agrees(u_m, unfused, momentum, cell)
     assert agrees(f_u, fused, unfused, cell)
     assert agrees(less_draw, fused - draw, unfused - draw, 2 * cell)
+    assert agrees(in_f, drawn_in, fused, cell)

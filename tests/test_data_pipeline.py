@@ -1,5 +1,5 @@
 """The tf.data pipeline (data.pipeline): uint8 batches, order, augmentation, determinism, resuming,
-the normaliser and the prefetch to a device."""
+the batches' model keys, the normaliser and the prefetch to a device."""
 import numpy as np
 import pytest
 
@@ -141,6 +141,18 @@ def test_start_batch_resumes_the_uninterrupted_stream(source, start):
         np.testing.assert_array_equal(y_full, y_tail)
     python_int = _batches(lambda: train_dataset(record_dir, BATCH, seed=9, rotate=5.0, start_batch=start), 1)
     np.testing.assert_array_equal(python_int[0][0], full[start][0])
+
+
+def test_with_key_each_batch_comes_with_the_model_key_of_its_position(source):
+    """The key is model_key(seed, position), a resumed stream's too, and not the augmentation's (seed, p)."""
+    def stream(start):
+        return lambda: train_dataset(source[0], BATCH, seed=9, start_batch=start, with_key=True)
+
+    keys = [key for _, _, key in _batches(stream(0), 3) + _batches(stream(2), 1)]
+    with tf.Graph().as_default(), tf.Session() as sess:
+        expected = sess.run([pipeline.model_key(9, p) for p in (0, 1, 2)])
+    np.testing.assert_array_equal(keys, expected + expected[2:])
+    assert len({tuple(k) for k in keys[:3]} | {(9, 0), (9, 1), (9, 2)}) == 6
 
 
 def test_test_split_is_complete_in_order_and_not_augmented(source):

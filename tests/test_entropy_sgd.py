@@ -1,7 +1,7 @@
 """EntropySGD against an independent NumPy transcription of the algorithm (issue 3's pseudocode,
 in esgd_reference.py: float64, explicit loops, hand-derived gradients of the two test models), on the
-fused and the per-variable inner step; plus the optimizer's contract (batches, update ops, stats, noise,
-checkpoints, errors)."""
+fused and the per-variable inner step; plus the optimizer's contract (batches, update ops, stats, noise
+and its keys, checkpoints, errors)."""
 import numpy as np
 import pytest
 
@@ -174,7 +174,6 @@ def test_injected_noise_has_the_published_scale():
     whose per-coordinate standard deviation must be langevin_lr * epsilon / sqrt(0.5 * langevin_lr)."""
     n, eps, eta = 40000, 0.1, 0.5
     with tf.Graph().as_default():
-        tf.set_random_seed(3)
         w = tf.get_variable("w", initializer=tf.ones([n]))
 
         def loss_fn():
@@ -193,12 +192,53 @@ def test_injected_noise_has_the_published_scale():
     assert np.mean(np.abs(step) < expected_std) == pytest.approx(0.6827, abs=0.01)
 
 
-def test_save_restore_continues_exactly(tmp_path):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
+def test_every_inner_step_outer_step_and_variable_draws_its_own_noise(fused):
+    """The scale test's zero gradient with L = 2, two outer steps and two equal variables: each move is
+    the noise of two inner steps (standard deviation sqrt(2) times one step's: they are independent), and
+    the moves of the two variables in the two outer steps are uncorrelated."""
+    n, eps, eta = 20000, 0.1, 0.5
+    with tf.Graph().as_default():
+        ws = [tf.get_variable("w%d" % j, initializer=tf.ones([n])) for j in range(2)]
+
+        def loss_fn():
+            return 0.0 * tf.add_n([tf.reduce_sum(w) for w in ws])
+
+        train = EntropySGD(loss_fn, 1.0, L=2, gamma=0.0, scoping=0.0, langevin_lr=eta, epsilon=eps,
+                           mu_decay=0.0, momentum=0.0, fused=fused).minimize(loss_fn())
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            moves = []
+            for _ in range(2):
+                before = sess.run(ws)
+                sess.run(train)
+                moves += [after - b for after, b in zip(sess.run(ws), before)]
+    for move in moves:
+        assert move.std() == pytest.approx(np.sqrt(2) * eta * eps / np.sqrt(0.5 * eta), rel=0.03)
+    correlations = np.corrcoef(moves)[np.triu_indices(len(moves), 1)]
+    assert np.all(np.abs(correlations) < 0.04), correlations  # about 0.007 each if independent
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
+def test_the_noise_is_a_function_of_the_seed(fused):
+    """Two graphs and sessions with one seed end with the same weights, bit for bit; another seed elsewhere."""
+    xs, ys = make_data()
+    params = init_params("two_layer")
+    hyper = dict(learning_rate=0.3, L=3, gamma=0.1, scoping=0.2, langevin_lr=0.1, epsilon=0.05, fused=fused)
+    first, again, other = [run_tf("two_layer", params, xs, ys, 3, seed=seed, **hyper) for seed in (5, 5, 6)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert all(not np.array_equal(a, c) for a, c in zip(first, other))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
+def test_save_restore_continues_exactly(tmp_path, fused):
+    """With noise: a session restored at outer step k draws what the uninterrupted one draws after k."""
     xs, ys = make_data()
     params = init_params("two_layer")
     L, k, extra = 3, 2, 3
-    hyper = dict(learning_rate=0.3, L=L, gamma=0.1, scoping=0.2, langevin_lr=0.1, epsilon=0.0,
-                 momentum=0.9, weight_decay=1e-3)
+    hyper = dict(learning_rate=0.3, L=L, gamma=0.1, scoping=0.2, langevin_lr=0.1, epsilon=0.05,
+                 momentum=0.9, weight_decay=1e-3, fused=fused)
 
     def session_run(skip, steps, restore_from=None, save_to=None):
         with tf.Graph().as_default():
@@ -222,7 +262,7 @@ def test_save_restore_continues_exactly(tmp_path):
     resumed = session_run(k * L, extra, restore_from=str(tmp_path / "ckpt"))
     assert resumed[-1] == k + extra
     for a, b in zip(uninterrupted, resumed):
-        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(b, a)
 
 
 def test_slots_are_the_documented_two_buffers():
@@ -251,6 +291,8 @@ def test_slots_are_the_documented_two_buffers():
     (dict(weight_decay=-1.0), "weight_decay"),
     (dict(mu_decay=1.0), "mu_decay"),
     (dict(mu_decay=-0.1), "mu_decay"),
+    (dict(seed=1.5), "seed"),
+    (dict(seed=True), "seed"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
     args = dict(loss_fn=lambda: None, learning_rate=0.1)
@@ -280,15 +322,18 @@ def test_L1_needs_no_loss_fn_and_builds_no_loop():
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
 def test_fused_arithmetic_runs_as_one_xla_cluster_per_inner_step(fused):
     """The fused step's arithmetic is compiled by XLA: one cluster run per inner step (L of them per outer
-    step, loop included); the per-variable step has none."""
+    step, loop included); the per-variable step has none. The noise is drawn outside, as a plain op: once
+    per inner step, or once per variable and inner step."""
     L = 3
     xs, ys = make_data()
     with tf.Graph().as_default():
-        _, loss_fn, _ = build_tf_model("two_layer", init_params("two_layer"), xs, ys)
+        vs, loss_fn, _ = build_tf_model("two_layer", init_params("two_layer"), xs, ys)
         train = EntropySGD(loss_fn, 0.1, L=L, fused=fused).minimize(loss_fn())
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            assert traced_op_types(sess, train).count("_XlaRun") == (L if fused else 0)
+            ops = traced_op_types(sess, train)
+    assert ops.count("_XlaRun") == (L if fused else 0)
+    assert ops.count("StatelessRandomNormalV2") == L * (1 if fused else len(vs))
 
 
 def test_sparse_gradient_is_not_implemented():

@@ -1,10 +1,12 @@
 """Tests of models/: shapes, exact parameter counts, weight sharing, batch norm against NumPy,
-NHWC vs NCHW, building inside a while_loop, and that every model learns a fixed batch."""
+NHWC vs NCHW, building inside a while_loop, keyed (stateless) dropout, and that every model learns a
+fixed batch."""
 import types
 
 import numpy as np
 import pytest
 
+from data.pipeline import model_key
 from models import MODEL_NAMES, get_model, layers
 from tfcompat import tf
 
@@ -14,6 +16,11 @@ SMALL = {
     "allcnn": ((32, 32, 3), {}),
     "lenet": ((28, 28, 1), {}),
 }
+
+
+def key(position=0):
+    """A dropout key, as the training stream gives each batch (data.pipeline.model_key)."""
+    return model_key(5, position)
 
 
 def make_config(data_format="NHWC", wrn_depth=10, wrn_width=1, dropout=0.0, precision="fp32"):
@@ -58,7 +65,7 @@ def test_logits_shape_and_dtype(name, classes):
     images = np.random.RandomState(0).randn(2, *shape).astype(np.float32)
     with tf.Graph().as_default():
         model = get_model(name)
-        logits = [model(tf.constant(images), training, classes, make_config(**overrides))
+        logits = [model(tf.constant(images), training, classes, make_config(**overrides), dropout_key=key())
                   for training in (True, False)]
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
@@ -68,18 +75,58 @@ def test_logits_shape_and_dtype(name, classes):
         assert np.all(np.isfinite(value))
 
 
-def test_wrn_dropout_only_in_training_mode():
-    images = np.random.RandomState(10).randn(2, 32, 32, 3).astype(np.float32)
+def keyed_logits(name, images, positions):
+    """Logits of model ``name`` (WRN with dropout 0.3) on ``images`` in a graph of their own, seeded so that
+    its initial weights are those of every such graph: in training mode for the key of each of
+    ``positions``, then in evaluation mode for each."""
     with tf.Graph().as_default():
-        model = get_model("wrn")
-        train = model(tf.constant(images), True, 10, make_config(dropout=0.3))
-        evaluate = model(tf.constant(images), False, 10, make_config(dropout=0.3))
-        plain = model(tf.constant(images), True, 10, make_config(dropout=0.0))
+        tf.set_random_seed(0)
+        model, config = get_model(name), make_config(**dict(SMALL[name][1], dropout=0.3))
+        logits = [model(tf.constant(images), training, 10, config, dropout_key=key(p))
+                  for training in (True, False) for p in positions]
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            assert not np.array_equal(sess.run(train), sess.run(train))  # fresh masks every run
-            np.testing.assert_array_equal(sess.run(evaluate), sess.run(evaluate))
-            np.testing.assert_array_equal(sess.run(plain), sess.run(plain))
+            return sess.run(logits)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_dropout_masks_are_a_function_of_the_key(name):
+    """Across graphs the same key gives the same training-mode logits, another key others; evaluation mode
+    has no dropout, whatever the key."""
+    images = np.random.RandomState(10).randn(2, *SMALL[name][0]).astype(np.float32)
+    first = keyed_logits(name, images, [0, 1])
+    again = keyed_logits(name, images, [0, 1])
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[1])
+    np.testing.assert_array_equal(first[2], first[3])
+
+
+def test_dropout_zeroes_the_rate_and_scales_the_rest():
+    n, rate = 200000, 0.3
+    with tf.Graph().as_default():
+        ones = tf.ones([n])
+        masks = [layers.dropout(ones, rate, key(0), "a"), layers.dropout(ones, rate, key(0), "b"),
+                 layers.dropout(ones, rate, None, "a"), layers.dropout(ones, 0.0, key(0), "a")]
+        with tf.Session() as sess:
+            a, b, off, zero_rate = sess.run(masks)
+    kept = a != 0
+    assert kept.mean() == pytest.approx(1 - rate, abs=0.005)
+    np.testing.assert_array_equal(a[kept], np.float32(1.0) / np.float32(1 - rate))
+    assert 0.45 < np.mean(kept == (b != 0)) < 0.65  # another layer's name, another mask (0.58 if independent)
+    np.testing.assert_array_equal(off, 1.0)
+    np.testing.assert_array_equal(zero_rate, 1.0)
+
+
+def test_dropout_without_a_key_is_an_error_only_where_there_is_dropout():
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match="stateless key"):
+            get_model("lenet")(tf.zeros([1, 28, 28, 1]), True, 10, make_config())
+        with pytest.raises(ValueError, match="stateless key"):
+            get_model("wrn")(tf.zeros([1, 32, 32, 3]), True, 10, make_config(dropout=0.3))
+        get_model("wrn")(tf.zeros([1, 32, 32, 3]), True, 10, make_config(dropout=0.0))  # no dropout: no key
+        get_model("lenet")(tf.zeros([1, 28, 28, 1]), True, 10, make_config(), use_dropout=False)
+        get_model("lenet")(tf.zeros([1, 28, 28, 1]), False, 10, make_config())
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -143,14 +190,16 @@ def test_allcnn_parameter_count():
              (c2, c2, 3), (c2, c2, 3), (c2, 10, 1)]
     expected = sum(k * k * ci * co + 2 * co for ci, co, k in convs)  # bias-free conv + BN
     with tf.Graph().as_default():
-        get_model("allcnn")(tf.placeholder(tf.float32, [None, 32, 32, 3]), True, 10, make_config())
+        get_model("allcnn")(tf.placeholder(tf.float32, [None, 32, 32, 3]), True, 10, make_config(),
+                            dropout_key=key())
         assert count_trainable() == expected == 1_665_908
 
 
 def test_lenet_parameter_count():
     expected = (25 * 1 * 20 + 2 * 20) + (25 * 20 * 50 + 2 * 50) + (200 * 500 + 2 * 500) + (500 * 10 + 10)
     with tf.Graph().as_default():
-        get_model("lenet")(tf.placeholder(tf.float32, [None, 28, 28, 1]), True, 10, make_config())
+        get_model("lenet")(tf.placeholder(tf.float32, [None, 28, 28, 1]), True, 10, make_config(),
+                           dropout_key=key())
         assert count_trainable() == expected == 131_650
 
 
@@ -257,7 +306,7 @@ def test_training_mode_updates_moving_stats_and_eval_mode_uses_them():
         model = get_model("lenet")
         eval_logits = model(tf.constant(images), False, 10, make_config())
         assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-        model(tf.constant(images), True, 10, make_config())
+        model(tf.constant(images), True, 10, make_config(), dropout_key=key())
         updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
         assert len(updates) == 6  # three BN layers, mean and variance each
         with tf.Session() as sess:
@@ -285,11 +334,12 @@ def test_training_mode_builds_inside_while_loop():
     steps = 3
     with tf.Graph().as_default():
         model = get_model("lenet")
-        model(tf.constant(images), True, 10, make_config())  # the variables exist before the loop
+        model(tf.constant(images), True, 10, make_config(), dropout_key=key())  # the variables exist before
         outside = len(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
 
         def body(i, total):
-            loss = tf.reduce_mean(tf.square(model(tf.constant(images), True, 10, make_config())))
+            logits = model(tf.constant(images), True, 10, make_config(), dropout_key=key(i))
+            loss = tf.reduce_mean(tf.square(logits))
             with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)[outside:]):
                 return i + 1, total + loss
 
@@ -356,10 +406,11 @@ def test_sgd_drives_the_loss_down_on_a_fixed_batch(name):
     labels = rng.randint(0, 10, size=16).astype(np.int32)
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        logits = get_model(name)(tf.constant(images), True, 10, make_config(**overrides))
+        step = tf.train.get_or_create_global_step()  # fresh dropout masks every step
+        logits = get_model(name)(tf.constant(images), True, 10, make_config(**overrides), dropout_key=key(step))
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
         with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
-            train = tf.train.MomentumOptimizer(0.02, 0.9).minimize(loss)
+            train = tf.train.MomentumOptimizer(0.02, 0.9).minimize(loss, global_step=step)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             losses = [sess.run([loss, train])[0] for _ in range(40)]

@@ -8,6 +8,12 @@ outer step consumes ``batches_per_step`` batches (the outer loss is the optimize
 so the loop initialises the iterator with ``start_batch = global_step * batches_per_step`` and a resumed
 run sees exactly the batches an uninterrupted one would have seen.
 
+Random draws: every one of training is stateless, so a resumed run draws what an uninterrupted one
+would. Dropout takes the model key that comes with each batch (a function of the stream's seed and the
+batch's position; each -g tower folds in its index); Entropy-SGD's Langevin noise is keyed by the run's
+seed (each Parle replica's: its stream's), the outer step and the inner step. ``tf.set_random_seed`` is
+left to the initial weights.
+
 Weight decay: Entropy-SGD takes it as its ``weight_decay`` argument (``esgd_weight_decay``, applied in
 both loops as in the authors' code; with L = 0, plain Nesterov SGD, the SGD recipe's ``weight_decay``). For sgd, momentum and adam, ``weight_decay / 2 * sum of squares of
 all trainable variables`` is added to the minimised objective (classic L2, so Adam sees it in its
@@ -31,8 +37,9 @@ from training.devices import local_devices
 IMAGES_IN_SUMMARY = 4
 # fp16's dynamic loss scale: TF's defaults (start high, halve on overflow, double after 2000 finite steps).
 FP16_INITIAL_LOSS_SCALE, FP16_INCREMENT_PERIOD = 2.0 ** 15, 2000
-# Parle replica a reads the training stream with seed ``seed + a * REPLICA_SEED_STRIDE`` (replica 0: the
-# run's own stream, so one replica sees Entropy-SGD's batches); BN re-estimation uses seed + 1.
+# Parle replica a reads the training stream, and draws its Langevin noise, with seed
+# ``seed + a * REPLICA_SEED_STRIDE`` (replica 0: the run's own, so one replica is Entropy-SGD); BN
+# re-estimation reads the stream with seed + 1.
 REPLICA_SEED_STRIDE = 7919
 
 
@@ -87,10 +94,10 @@ def evaluation_tower(model_fn, record_dir, s, num_classes):
 
 def _train_iterator(record_dir, s, seed, start, device=None):
     """Return an initializable iterator over the infinite training stream with ``seed``, from batch
-    ``start`` (an int64 placeholder fed at initialisation), in batches of ``examples_per_batch(s)`` of
-    uint8 images; with a GPU ``device``, prefetched into its memory (the copy overlaps the step)."""
+    ``start`` (an int64 placeholder fed at initialisation): (uint8 images, labels, model key) in batches of
+    ``examples_per_batch(s)``; with a GPU ``device``, prefetched into its memory (the copy overlaps the step)."""
     ds = train_dataset(record_dir, schedule.examples_per_batch(s), seed, augment=s.augment, rotate=s.rotate,
-                       start_batch=start)
+                       start_batch=start, with_key=True)
     return tf.data.make_initializable_iterator(to_device(ds, device))
 
 
@@ -119,11 +126,12 @@ class Towers(object):
         self.model_fn, self.s, self.num_classes = model_fn, s, num_classes
         self.devices, self.global_step, self.normalize = devices, global_step, normalize
 
-    def __call__(self, images, labels):
+    def __call__(self, images, labels, key):
         """Return (losses: a scalar for one device or a list, one per tower; correct [B]) of
-        uint8 ``images``, each tower's share normalised on its own device."""
+        uint8 ``images``, each tower's share normalised on its own device. ``key``: the batch's model key
+        (dropout), with the tower's index folded in for each of several towers."""
         if len(self.devices) == 1:
-            xent, correct = _metrics(self.model_fn(self.normalize(images), True, self.num_classes, self.s), labels)
+            xent, correct = _metrics(self._logits(images, key), labels)
             return self._loss(xent), correct
         updates = tf.get_collection_ref(tf.GraphKeys.UPDATE_OPS)
         losses, corrects = [], []
@@ -131,12 +139,17 @@ class Towers(object):
         for t, (device, x, y) in enumerate(zip(self.devices, tf.split(images, n), tf.split(labels, n))):
             known = len(updates)
             with tf.device(device), tf.name_scope("tower_%d" % t):
-                xent, correct = _metrics(self.model_fn(self.normalize(x), True, self.num_classes, self.s), y)
+                tower_key = tf.random.experimental.stateless_fold_in(key, tf.constant(t, tf.int64))
+                xent, correct = _metrics(self._logits(x, tower_key), y)
                 losses.append(self._loss(xent))
             if t:
                 del updates[known:]
             corrects.append(correct)
         return losses, tf.concat(corrects, 0)
+
+    def _logits(self, images, key):
+        """The model in training mode on uint8 ``images``, normalised here, its dropout keyed by ``key``."""
+        return self.model_fn(self.normalize(images), True, self.num_classes, self.s, dropout_key=key)
 
     def _loss(self, xent):
         return _nan_hook(tf.reduce_mean(xent), self.global_step, self.s.debug_nan_at_step)
@@ -176,14 +189,15 @@ def _single_model_step(s, num_classes, model_fn, lr, global_step, train_it, norm
 
     Returns (train op, fetches, first batch's images, model variables)."""
     towers = Towers(model_fn, s, num_classes, local_devices(s.gpus), global_step, normalize)
-    images, labels = train_it.get_next()
-    (losses, correct), model_vars = _new_variables(lambda: towers(images, labels))
+    images, labels, key = train_it.get_next()
+    (losses, correct), model_vars = _new_variables(lambda: towers(images, labels, key))
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
     loss_scale = make_loss_scale(s)
     stats = {}
     with tf.control_dependencies(update_ops):
         if s.optimizer == "entropy-sgd":
-            opt = EntropySGD(lambda: towers(*train_it.get_next())[0], **esgd_arguments(s, lr, loss_scale))
+            opt = EntropySGD(lambda: towers(*train_it.get_next())[0], seed=s.seed,
+                             **esgd_arguments(s, lr, loss_scale))
             train_op = opt.minimize(losses, global_step=global_step)
             stats = opt.stats
         else:
@@ -197,23 +211,24 @@ def _parle_replica(a, device, s, num_classes, model_fn, lr, global_step, start_b
     ``replica_A/model/...``) and ParleReplica optimizer coupled to ``reference_vars``.
 
     Returns (Replica, its iterator's initializer, first images, their correctness [B])."""
-    it = _train_iterator(record_dir, s, s.seed + a * REPLICA_SEED_STRIDE, start_batch, device)
+    seed = s.seed + a * REPLICA_SEED_STRIDE
+    it = _train_iterator(record_dir, s, seed, start_batch, device)
     towers = Towers(model_fn, s, num_classes, [device], global_step, normalizer(record_dir))
     with tf.variable_scope("replica_%d" % a) as scope:
         pass
 
-    def replica_loss(images, labels):
+    def replica_loss(images, labels, key):
         """The replica's model (in its own variable scope, also from inside the Langevin loop)."""
         with tf.device(device), tf.variable_scope(scope, auxiliary_name_scope=False), tf.name_scope(scope.name + "/"):
-            return towers(images, labels)
+            return towers(images, labels, key)
 
-    images, labels = it.get_next()
-    (loss, correct), replica_vars = _new_variables(lambda: replica_loss(images, labels))
+    images, labels, key = it.get_next()
+    (loss, correct), replica_vars = _new_variables(lambda: replica_loss(images, labels, key))
     by_name = {v.op.name.split("/", 1)[1]: v for v in replica_vars}
     var_list = [by_name[v.op.name] for v in reference_vars]
     with tf.device(device):
         opt = ParleReplica(lambda: replica_loss(*it.get_next())[0], reference=dict(zip(var_list, reference_vars)),
-                           rho=s.rho, rho_scoping=s.rho_scoping, name="Parle_%d" % a,
+                           rho=s.rho, rho_scoping=s.rho_scoping, name="Parle_%d" % a, seed=seed,
                            **esgd_arguments(s, lr, make_loss_scale(s)))
     return Replica(opt, loss, var_list), it.initializer, images, correct
 

@@ -126,8 +126,8 @@ def build_parser(defaults):
     p.add_argument("--epochs", type=float, help="effective epochs to train (default %s)" % defaults["epochs"])
     p.add_argument("--max-steps", type=int, metavar="N",
                    help="stop once the global (outer) step reaches N, e.g. for quick checks")
-    p.add_argument("--seed", type=int, help="seed of the data order, augmentation and initialisation "
-                                            "(default %d)" % defaults["seed"])
+    p.add_argument("--seed", type=int, help="seed of the data order, augmentation, dropout, Langevin noise "
+                                            "and initialisation (default %d)" % defaults["seed"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config_train attribute, e.g. --set batch_size=64 --set lr_epochs=60,120 "
                         "(repeatable)")

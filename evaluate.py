@@ -120,7 +120,6 @@ def build_flatness(s, record_dir, batch_size, seed):
     """
     info = record_info(record_dir)
     model_fn = get_model(s.model)
-    tf.set_random_seed(seed)  # the Langevin noise
     stream = train_dataset(record_dir, batch_size, seed, augment=False).take(1)
     raw_images, raw_labels = tf.data.make_one_shot_iterator(stream).get_next()
     batch = (normalizer(record_dir)(raw_images), raw_labels)
@@ -142,7 +141,7 @@ def build_flatness(s, record_dir, batch_size, seed):
     hvp = build_hvp(loss, weights)
     probe = build_local_entropy(loss_fn, weights, L=s.L, gamma=s.g0, langevin_lr=s.langevin_lr,
                                 epsilon=s.epsilon, mu_decay=s.mu_decay, momentum=s.momentum,
-                                nesterov=s.nesterov, weight_decay=0.0)
+                                nesterov=s.nesterov, weight_decay=0.0, seed=seed)
     return types.SimpleNamespace(batch=batch, images=images, labels=labels, loss=loss, hvp=hvp, probe=probe,
                                  bn=bn, init=tf.variables_initializer(probe.variables + tf.local_variables()),
                                  saver=tf.train.Saver(model_vars))

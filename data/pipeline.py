@@ -25,7 +25,7 @@ import zlib
 
 import numpy as np
 
-from data.records import read_meta, record_path
+from data.records import FEATURES, read_meta, record_path
 from tfcompat import tf
 
 _PAD = 4                 # WRN recipe: random crops of the image reflection-padded by 4 pixels
@@ -37,11 +37,8 @@ MODEL_DRAWS = zlib.crc32(b"model")
 
 def _decoder(height, width, channels):
     """Return f(serialised Example) -> (image uint8 [H, W, C], label int32)."""
-    features = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
-                "image/class/label": tf.io.FixedLenFeature([], tf.int64)}
-
     def decode(serialized):
-        parsed = tf.io.parse_single_example(serialized, features)
+        parsed = tf.io.parse_single_example(serialized, FEATURES)
         image = tf.io.decode_png(parsed["image/encoded"], channels=channels)
         image.set_shape([height, width, channels])
         return image, tf.cast(parsed["image/class/label"], tf.int32)

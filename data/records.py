@@ -28,7 +28,7 @@ _ENCODE_BATCH = 500     # images per encode_png call (it takes a batch) and per 
 _STATS_CHUNK = 5000     # images per step of the mean/std pass (bounds float64 temporaries)
 _VERIFY_BATCH = 1000    # records per parse_example call and per session.run while verifying
 # The keys the pipeline parses (TF-Slim's names): a record without them cannot be trained on.
-_REQUIRED_FEATURES = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
+FEATURES = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
                       "image/class/label": tf.io.FixedLenFeature([], tf.int64)}
 
 
@@ -64,7 +64,7 @@ def _batch_counts(path):
     """
     batches = tf.data.TFRecordDataset(path, buffer_size=8 << 20).batch(_VERIFY_BATCH).prefetch(2)
     serialized = tf.data.make_one_shot_iterator(batches).get_next()
-    return tf.size(tf.io.parse_example(serialized, _REQUIRED_FEATURES)["image/class/label"])
+    return tf.size(tf.io.parse_example(serialized, FEATURES)["image/class/label"])
 
 
 def _total(sess, op):

@@ -5,6 +5,7 @@ Layout of ``checkpoints/NAME/``::
     checkpoint, model-STEP.index, model-STEP.data-*    periodic and final saves (tf.train.Saver)
     best/checkpoint, best/model-STEP.*                 the save with the highest test accuracy so far
     settings.json                                      the settings of the run (for -rl checks, evaluate.py)
+    .lock                                              held by the process running the run (training.lock)
 
 Never corrupting the previous good checkpoint: TF's V2 Saver writes the tensors under a temporary
 prefix and renames them into place when complete, and only then rewrites the ``checkpoint`` state file,

@@ -45,11 +45,14 @@ class FolderLock(object):
             os.close(fd)
             raise RunError("%s is in use by %s: wait for that run to end or stop it, or choose another -n NAME"
                            % (self.folder, holder)) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                 "command": " ".join(sys.argv)}).encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                     "command": " ".join(sys.argv)}).encode())
+        except OSError:  # a full disk: the lock holds without its record; the run's first write will say why
+            pass
 
     def release(self):
         """Let the lock go (and remove the folder when the lock created it and it holds nothing else)."""
@@ -83,9 +86,10 @@ def _describe(holder):
 
 @contextlib.contextmanager
 def locked(folders):
-    """Hold the locks of ``folders`` (in order) for the block; raises RunError as ``FolderLock.acquire``."""
+    """Hold the locks of ``folders`` (in order; one folder named twice, as when --logdir is
+    --checkpoint-dir, is locked once) for the block; raises RunError as ``FolderLock.acquire``."""
     with contextlib.ExitStack() as stack:
-        for folder in folders:
+        for folder in dict.fromkeys(os.path.realpath(f) for f in folders):
             lock = FolderLock(folder)
             lock.acquire()
             stack.callback(lock.release)

@@ -210,19 +210,19 @@ def choose_checkpoint(path):
 def main(argv=None):
     """Evaluate the checkpoint named on the command line; return the process exit status."""
     parser, args = parse_args(argv)
+    folder = args.path if os.path.isdir(args.path) else os.path.dirname(args.path) or "."
     prefix, skipped = choose_checkpoint(args.path)
-    tried = "; ".join("%s (%s)" % (os.path.basename(p), why) for p, why in skipped)
+    tried = checkpoints.skipped_text(skipped, folder)
     if prefix is None:
         if not skipped or not glob.glob(glob.escape(skipped[0][0]) + ".*"):
             return settings.fail(PROG, "no checkpoint at %s (give DIR/model-STEP or a run directory)" % args.path)
         return settings.fail(PROG, "cannot read the checkpoint at %s: %s" % (args.path, tried))
     if skipped:
-        say("%s: skipped %s; evaluating %s" % (PROG, tried, os.path.basename(prefix)))
-    folder = args.path if os.path.isdir(args.path) else os.path.dirname(prefix)
-    s = evaluation_settings(parser, args, folder)
+        say("%s: skipped %s; evaluating %s" % (PROG, tried, os.path.relpath(prefix, folder)))
     try:
+        s = evaluation_settings(parser, args, folder)
         record_dir = prepare_records(s)
-    except DataError as e:
+    except (ValueError, DataError) as e:  # a damaged settings.json, data that cannot be prepared
         return settings.fail(PROG, str(e))
     try:
         loss, accuracy = evaluate_checkpoint(prefix, s, record_dir)

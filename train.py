@@ -10,6 +10,7 @@ right what a killed save left in the checkpoint folder (training.checkpoint_file
 -rl is refused where any checkpoint is, intact or not; -rl resumes from the newest save that restores.
 """
 import os
+import signal
 import sys
 import types
 
@@ -24,7 +25,7 @@ from training.errors import RunError
 from training.events import Events
 from training.lock import locked
 from training.progress import Progress
-from training.stop import StopRequest
+from training.stop import EXIT_STATUS, StopRequest, Terminated, terminate_as_exception
 
 PROG = "train.py"
 
@@ -39,7 +40,7 @@ def tidy(s, paths):
     """Put right what a killed save left in the run's checkpoint folder and its best/ (say what, in one line)."""
     removed, adopted = [], []
     for folder, keep in ((paths.ckpt, s.keep_checkpoints), (os.path.join(paths.ckpt, checkpoint_files.BEST), 1)):
-        names, steps = checkpoint_files.tidy(folder, keep)
+        names, steps = checkpoint_files.tidy(folder, keep, checkpoints.readable)
         removed += [os.path.relpath(os.path.join(folder, n), paths.ckpt) for n in names]
         adopted += [os.path.relpath(checkpoint_files.prefix(folder, k), paths.ckpt) for k in steps]
     if removed or adopted:
@@ -55,9 +56,12 @@ def check_start(s, paths):
     needs a save to try and the same graph/stream settings (settings.RESUME_KEYS) as the run it continues.
     """
     if s.resume_latest:
-        if not checkpoint_files.newest_first(paths.ckpt):
+        if not checkpoint_files.resume_candidates(paths.ckpt):
             return "nothing to resume: no checkpoint in %s (start without -rl)" % paths.ckpt
-        saved = checkpoints.read_settings(paths.ckpt)
+        try:
+            saved = checkpoints.read_settings(paths.ckpt)
+        except ValueError as e:
+            return str(e)
         mismatch = saved and settings.resume_mismatch(saved, s)
         if mismatch:
             return "-rl needs the settings of the run it continues; changed: %s" % mismatch
@@ -92,12 +96,12 @@ def restore_state(sess, g, s, paths, replicas_saved=True):
         start_replicas(sess, g)
         return None
     path, skipped = g.checkpoints.restore_newest(sess)
-    tried = "; ".join("%s (%s)" % (os.path.basename(p), why) for p, why in skipped)
+    tried = checkpoints.skipped_text(skipped, paths.ckpt)
     if path is None:
         raise RunError("cannot resume: no checkpoint in %s restores: %s. Start afresh under another -n NAME"
                        % (paths.ckpt, tried))
     if skipped:
-        say("%s: skipped %s; resuming from %s" % (PROG, tried, os.path.basename(path)))
+        say("%s: skipped %s; resuming from %s" % (PROG, tried, os.path.relpath(path, paths.ckpt)))
     g.checkpoints.adopt_existing()
     restore_best(sess, g)
     if not replicas_saved:
@@ -155,10 +159,6 @@ def train(s, info, record_dir, paths, cfg=None, server=None, heartbeat=None):
             try:
                 with StopRequest(lambda _: progress.line("stopping after this step (again to abort)")) as stop:
                     return loop.Trainer(sess, g, s, info.train_size, events, progress, stop, heartbeat).run()
-            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-                # Read through before the run started (data.records.verify): damaged on disk since.
-                raise RunError("records in %s are damaged (%s): delete %s and run again"
-                               % (record_dir, first_line(e), record_dir)) from None
             finally:
                 progress.close()
                 events.close()
@@ -254,14 +254,15 @@ def prepare_and_train(s, cfg, paths, writer):
 def main(argv=None):
     """Run train.py with ``argv``; return the process exit status.
 
-    Ctrl-C before the stop handler is installed (data preparation, graph building, restoring), or a
-    second one during training, ends here: one line, status 130, and the checkpoints already saved.
+    Ctrl-C or SIGTERM before the stop handler is installed (data preparation, graph building, restoring),
+    or a second one during training, ends here: one line, status 130 or 143, the checkpoints already saved.
     """
     try:
-        return run(argv)
-    except KeyboardInterrupt:
+        with terminate_as_exception():
+            return run(argv)
+    except (KeyboardInterrupt, Terminated) as e:
         say("%s: interrupted; checkpoints saved before now are kept" % PROG)
-        return 130
+        return EXIT_STATUS[signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT]
     finally:
         quiet_exit()
 

@@ -93,11 +93,12 @@ class Checkpoints(object):
         self._last_step = None
 
     def restore_newest(self, sess):
-        """Restore the newest save of the run folder that restores (``checkpoint_files.newest_first``);
-        return ``first_restorable``'s (prefix or None, [(prefix, why)] of the newer ones skipped).
+        """Restore the newest save of the run that restores (``checkpoint_files.resume_candidates``: best/'s
+        included); return ``first_restorable``'s (prefix or None, [(prefix, why)] of the newer ones skipped).
 
         A failed restore assigns nothing: the restore op fails before its assigns."""
-        return first_restorable(checkpoint_files.newest_first(self.run_dir), lambda path: self.restore(sess, path))
+        return first_restorable(checkpoint_files.resume_candidates(self.run_dir),
+                                lambda path: self.restore(sess, path))
 
 
 def first_restorable(paths, restore):
@@ -117,6 +118,20 @@ def first_restorable(paths, restore):
                 why = first_line(e)
         skipped.append((path, why))
     return None, skipped
+
+
+def skipped_text(skipped, relative_to):
+    """One phrase listing ``first_restorable``'s skipped saves: ``model-94 (why); best/model-90 (why)``."""
+    return "; ".join("%s (%s)" % (os.path.relpath(path, relative_to), why) for path, why in skipped)
+
+
+def readable(path):
+    """Return whether every tensor of checkpoint ``path`` reads back (``read_all``)."""
+    try:
+        read_all(path)
+    except (ValueError, tf.errors.OpError):
+        return False
+    return True
 
 
 def read_all(path):
@@ -174,10 +189,17 @@ def write_json(path, obj):
 
 
 def read_settings(run_dir):
-    """Return the settings dict saved in ``run_dir`` (or its parent, for ``best/``), or None."""
+    """Return the settings dict saved in ``run_dir`` (or its parent, for ``best/``), or None.
+
+    Raises ValueError, with a one-line message saying what to do, when the file cannot be parsed (a
+    partial copy)."""
     for folder in (run_dir, os.path.dirname(os.path.normpath(run_dir))):
         path = os.path.join(folder, SETTINGS)
         if os.path.exists(path):
             with open(path) as f:
-                return json.load(f)
+                try:
+                    return json.load(f)
+                except ValueError as e:
+                    raise ValueError("%s is damaged (%s): put back a good copy, or delete it to go on "
+                                     "without the run's recorded settings" % (path, e)) from None
     return None

@@ -16,13 +16,15 @@ evaluation when that changed the state, so that it holds the statistics its eval
 import time
 import types
 
+from tfcompat import first_line, tf
 from training import evaluation, schedule
 from training.cluster import ClusterError
 from training.errors import WriteFailed
 from training.stop import EXIT_STATUS
 
 NAN_STATUS = 1
-WRITE_FAILED_STATUS = 1
+FAILED_STATUS = 1  # a file of the run could not be written, or the records were damaged during the run
+WRITE_ADVICE = "Free some space (or fix the folder), then continue with -rl."
 
 
 def plan(s, train_size, per_step):
@@ -71,11 +73,16 @@ class Trainer(object):
 
     def run(self):
         """Train until the planned total; returns the exit status (see the module docstring)."""
-        self.step = int(self.sess.run(self.g.global_step))
+        self.step = self.first_step = int(self.sess.run(self.g.global_step))
         try:
             return self._train()
-        except WriteFailed as e:
-            return self._write_failed(e)
+        except WriteFailed as e:  # after an event file, the checkpoint folder may still take a save
+            return self._failed(str(e), WRITE_ADVICE, save=e.what != "checkpoint")
+        except tf.errors.DataLossError as e:  # read through at the start, so damaged on disk since
+            return self._failed("the %s records under %s are damaged (%s)" % (self.s.dataset, self.s.data_dir,
+                                                                           first_line(e)),
+                                "Delete them (the next start converts them afresh), then continue with -rl.",
+                                save=True)
 
     def _train(self):
         sess, g = self.sess, self.g
@@ -107,6 +114,8 @@ class Trainer(object):
         self.progress.close()
         if self.last_eval is None or self.last_eval[0] != step:
             self._evaluate(step)
+        if self.g.bn is not None:  # the final checkpoint holds the statistics its evaluation used
+            self.g.checkpoints.save(self.sess, step, again=True)
         self.progress.line("final test accuracy %.4f (error %.2f%%) at step %d, effective epoch %.2f"
                            % (self.last_eval[2], 100.0 * (1.0 - self.last_eval[2]), step, self.epoch(step)))
         return 0
@@ -141,8 +150,6 @@ class Trainer(object):
             self.g.checkpoints.save(self.sess, step)
         if evaluate:
             self._evaluate(step)
-            if last and self.g.bn is not None:
-                self.g.checkpoints.save(self.sess, step, again=True)
         return None
 
     def _evaluate(self, step):
@@ -168,23 +175,21 @@ class Trainer(object):
             "or resume with -rl." % (what, step, bad, latest or "none yet"))
         return NAN_STATUS
 
-    def _write_failed(self, error):
-        """Report a file that could not be written; when it was an event file, save a checkpoint of the
-        step reached first (the checkpoint folder may be on another disk). Returns WRITE_FAILED_STATUS."""
+    def _failed(self, problem, advice, save):
+        """Report ``problem`` at the step reached, after saving a checkpoint of it when ``save`` (and the
+        weights are finite, and this process has trained a step); ``advice`` ends the line. Returns
+        FAILED_STATUS."""
         self.progress.close()
         saved = None
-        if error.what != "checkpoint" and self.sess.run(self.g.weights_finite):
+        if save and self.step > self.first_step and self.sess.run(self.g.weights_finite):
             try:
                 saved = self.g.checkpoints.save(self.sess, self.step) or self.g.checkpoints.latest()
-            except WriteFailed as again:
-                error = again
-        if saved:
-            outcome = "saved %s" % saved
-        else:
-            outcome = "the last checkpoint is %s" % (self.g.checkpoints.latest() or "none yet")
-        self.progress.line("error: %s at step %d; %s. Free some space (or fix the folder), then continue "
-                           "with -rl." % (error, self.step, outcome))
-        return WRITE_FAILED_STATUS
+            except WriteFailed as e:
+                problem, advice = str(e), WRITE_ADVICE
+        outcome = ("saved %s" % saved if saved else
+                   "the last checkpoint is %s" % (self.g.checkpoints.latest() or "none yet"))
+        self.progress.line("error: %s at step %d; %s. %s" % (problem, self.step, outcome, advice))
+        return FAILED_STATUS
 
     def _stopped(self, step, values):
         """Save the final checkpoint after a stop signal; returns 130 (Ctrl-C) or 143 (SIGTERM), or

@@ -9,13 +9,15 @@ its final checkpoint. So every line goes through ``SafeStream``, which drops wha
 import os
 import sys
 
-# What writing to a dead stream raises: EPIPE, ENOSPC, EBADF (OSError), a closed file (ValueError), and a
-# write from a signal handler that interrupted another write to the same buffer (RuntimeError).
-_DEAD_STREAM = (OSError, ValueError, RuntimeError)
+# What writing to a dead stream raises: EPIPE, ENOSPC, EBADF (OSError) and a closed file (ValueError).
+_DEAD_STREAM = (OSError, ValueError)
+# A write from a signal handler that interrupted another write to the same buffer: only that write is lost.
+_REENTRANT = RuntimeError
 
 
 class SafeStream(object):
-    """A text stream whose ``write`` and ``flush`` never raise: after the first failure it drops everything.
+    """A text stream whose ``write`` and ``flush`` never raise: after the first failure of a dead stream it
+    drops everything (a write that interrupted another one is dropped alone).
 
     Other attributes (``encoding``, ...) are those of the wrapped stream, so tqdm can draw on it.
     """
@@ -30,6 +32,8 @@ class SafeStream(object):
                 self._stream.write(text)
             except _DEAD_STREAM:
                 self.broken = True
+            except _REENTRANT:
+                pass
         return len(text)
 
     def flush(self):
@@ -38,6 +42,8 @@ class SafeStream(object):
                 self._stream.flush()
             except _DEAD_STREAM:
                 self.broken = True
+            except _REENTRANT:
+                pass
 
     def isatty(self):
         try:
@@ -65,7 +71,7 @@ def quiet_exit():
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except _DEAD_STREAM:
+        except _DEAD_STREAM + (_REENTRANT,):
             try:
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, stream.fileno())

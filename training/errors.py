@@ -15,5 +15,7 @@ class WriteFailed(RunError):
     """
 
     def __init__(self, what, path, error):
-        super(WriteFailed, self).__init__("cannot write %s to %s (%s)" % (what, path, first_line(error)))
+        # TF's message is "<file>; <reason>", the file often a temporary name of ``path``: keep the reason.
+        reason = first_line(error).rsplit("; ", 1)[-1]
+        super(WriteFailed, self).__init__("cannot write %s to %s (%s)" % (what, path, reason))
         self.what = what

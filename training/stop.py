@@ -7,10 +7,32 @@ The handler only records the signal and calls ``on_request``, whose failure it i
 raised inside a signal handler surfaces wherever the main thread happens to be (inside ``session.run``,
 say) and would end the run without its final checkpoint. ``on_request`` should print through
 ``training.console`` anyway, which never raises.
+
+Outside the training loop (data preparation, graph building, restoring) there is no step to finish:
+Ctrl-C raises KeyboardInterrupt as Python does, and ``terminate_as_exception`` makes SIGTERM raise
+``Terminated`` likewise, so that cleanup (``finally`` blocks, the run's lock) runs instead of the process
+vanishing mid-download.
 """
+import contextlib
 import signal
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell convention
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived outside the training loop (a BaseException, like KeyboardInterrupt: not an error)."""
+
+
+@contextlib.contextmanager
+def terminate_as_exception():
+    """Within the block, SIGTERM raises ``Terminated`` (StopRequest turns it into a stop request instead)."""
+    def handle(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class StopRequest(object):

@@ -17,6 +17,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -172,13 +173,36 @@ def unvalidated_downloads(folder):
 
     A download leaves it only through ``keep``, once its content has been validated: one that failed,
     or that Ctrl-C left unread, goes with the folder, and no run reads another process's folder, so
-    a download whose content was never validated is never reused.
+    a download whose content was never validated is never reused. The folders of processes of this
+    host that are gone (kill -9 mid-download) are removed on the way in.
     """
-    path = os.path.join(folder, f"{_UNVALIDATED}.{os.getpid()}")
+    _remove_orphans(folder)
+    path = os.path.join(folder, f"{_UNVALIDATED}.{socket.gethostname()}.{os.getpid()}")
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_orphans(folder):
+    """Remove the download folders in ``folder`` of processes of this host that no longer run (the folder
+    names the host, so a data dir shared across machines keeps the others' folders)."""
+    prefix = f"{_UNVALIDATED}.{socket.gethostname()}."
+    for entry in os.scandir(folder) if os.path.isdir(folder) else []:
+        pid = entry.name[len(prefix):]
+        if entry.name.startswith(prefix) and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _running(pid):
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def keep(paths, folder):

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import data
-from data import DATASETS, DataError, cifar, fashion_mnist, prepare, records
+from data import DATASETS, DataError, cifar, fashion_mnist, fetch, prepare, records
 from data.__main__ import main as cli_main
 from data_fixtures import (dead_url, files_under, gzip_tarball, http_server, make_cifar_archive, read_records,
                            write_idx)
@@ -385,3 +386,20 @@ def test_full_disk_while_writing_records_is_a_clear_error(tmp_path, cifar10_arch
         prepare("cifar10", str(tmp_path / "d"), archive=str(archive), md5=hashlib.md5(payload).hexdigest(),
                 progress=False)
     assert _no_records(str(tmp_path / "d"))
+
+
+def test_download_folders_of_processes_gone_are_removed(tmp_path):
+    """kill -9 in the middle of a download leaves its folder; the next start on this host removes it,
+    and leaves those of live processes and of other hosts (a data dir shared across machines)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    folders = {name: tmp_path / name for name in (f".unvalidated.{host}.{gone.pid}",
+                                                  f".unvalidated.{host}.{os.getppid()}",
+                                                  ".unvalidated.another-host.1")}
+    for folder in folders.values():
+        folder.mkdir()
+        (folder / "cifar-10-python.tar.gz").write_bytes(b"part of a download")
+    with fetch.unvalidated_downloads(str(tmp_path)) as mine:
+        assert os.path.basename(mine) == f".unvalidated.{host}.{os.getpid()}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(list(folders)[1:])

@@ -56,7 +56,6 @@ tf.disable_v2_behavior()
 tf.enable_resource_variables()
 
 
-
 def first_line(error):
     """Return one line of an exception's message that says what went wrong.
 

@@ -50,6 +50,7 @@ class DrawnIn(EntropySGD):
     """EntropySGD whose fused step draws its noise inside its XLA cluster, with the arithmetic that uses it."""
 
     def _normal(self, shape, key):
+        """The same stateless draw as EntropySGD's, made inside the XLA cluster that uses it."""
         return tf.random.stateless_normal(shape, seed=key)
 
 

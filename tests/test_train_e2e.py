@@ -141,11 +141,11 @@ def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
     assert fx.run_main(fx.train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "ckpt" / "x" / "model-1"),
                                   "-m", "wrn", "--set", "wrn_depth=10", "--set", "wrn_width=1")) == 1
     _error_line(capsys.readouterr().err, "cannot restore")
-    data = next((tmp_path / "ckpt" / "x").glob("model-1.data-*"))
-    data.write_bytes(data.read_bytes()[:100])
+    for data in (tmp_path / "ckpt" / "x").glob("**/model-1.data-*"):  # the periodic save and best/'s
+        data.write_bytes(data.read_bytes()[:100])
     assert fx.run_main(args + ["-rl", "--max-steps", "2"]) == 1
-    _error_line(capsys.readouterr().err, "no checkpoint in %s restores: model-1 (Read less bytes"
-                % (tmp_path / "ckpt" / "x"))
+    _error_line(capsys.readouterr().err, "no checkpoint in %s restores: model-1 (Read less bytes than requested); "
+                "best/model-1 (Read less bytes" % (tmp_path / "ckpt" / "x"))
 
 
 def test_restore_starts_from_weights_and_evaluate_reports_the_same_numbers(tmp_path, data_dir, capsys):
@@ -288,6 +288,11 @@ def test_data_and_run_problems_are_one_line_errors(tmp_path, data_dir, capsys, m
     assert fx.run_main(args + ["-n", "early"]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "train.py: interrupted; checkpoints saved before now are kept"
+    # SIGTERM there (a scheduler's pre-emption) ends the same way, with 143, and the lock's empty folder goes.
+    monkeypatch.setattr(train, "prepare_records", lambda _: os.kill(os.getpid(), signal.SIGTERM))
+    assert fx.run_main(args + ["-n", "early"]) == 143
+    assert capsys.readouterr().err.strip() == "train.py: interrupted; checkpoints saved before now are kept"
+    assert not (tmp_path / "ckpt" / "early").exists()
 
 
 def test_evaluate_reestimates_entropy_sgd_batch_norm_at_x(tmp_path, data_dir, capsys):

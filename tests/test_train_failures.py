@@ -109,6 +109,38 @@ def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir
     assert "skipped model-8 (its .index file is missing); resuming from model-6" in capsys.readouterr().err
     assert_same_weights(run / "model-10", tmp_path / "ckpt" / "ref" / "model-10")
     assert saved_steps(run) == [8, 10]  # the damaged saves were replaced or rotated out
+    # settings.json cut short (a partial copy): one line each, saying what to do
+    settings = run / "settings.json"
+    settings.write_text(settings.read_text()[:30])
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 1
+    assert "settings.json is damaged (" in last_line(capsys.readouterr().err)
+    assert evaluate.main([str(run), "--data-dir", str(data_dir)]) == 1
+    assert "settings.json is damaged (" in last_line(capsys.readouterr().err)
+
+
+def test_a_run_killed_before_its_first_periodic_save_resumes_from_best(tmp_path, data_dir, capsys):
+    # An evaluation every 2 steps, periodic saves every 100 epochs: until the end only best/ holds saves.
+    args = run_args(tmp_path, data_dir, "early", "--set", "checkpoint_every=100", "--set", "eval_every=0.34")
+    assert fx.run_main(args + ["--max-steps", "4"]) == 0
+    run = tmp_path / "ckpt" / "early"
+    for path in list(run.glob("model-4.*")) + [run / "checkpoint"]:
+        path.unlink()  # as if killed before the final save
+    best = saved_steps(run / "best")
+    assert len(best) == 1
+    assert fx.run_main(args + ["--max-steps", "4"]) == 1  # a fresh start would overwrite best/
+    assert "already holds checkpoints" in last_line(capsys.readouterr().err)
+    assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == 0
+    assert "resuming early: step %d of 6" % best[0] in capsys.readouterr().err
+    assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--set", "checkpoint_every=100", "--set",
+                                "eval_every=0.34", "--max-steps", "6")) == 0
+    assert_same_weights(run / "model-6", tmp_path / "ckpt" / "ref" / "model-6")
+
+
+def test_checkpoints_and_events_may_share_one_folder(tmp_path, data_dir):
+    args = run_args(tmp_path, data_dir, "one", "--max-steps", "2", "--logdir", str(tmp_path / "ckpt"))
+    assert fx.run_main(args) == 0
+    assert fx.run_main(args[:-4] + ["--max-steps", "3", "-rl", "--logdir", str(tmp_path / "ckpt")]) == 0
+    assert fx.event_files(tmp_path / "ckpt" / "one" / "train")
 
 
 def copy_save(folder, step, into):
@@ -156,6 +188,23 @@ def test_a_start_puts_right_what_killed_saves_left(tmp_path, data_dir, capsys):
     assert "resuming kill: step 12 of 12" in err
     assert saved_steps(run) == [10, 12]
     assert fx.checkpoint_values(str(run))["global_step"] == 12
+    # An unlisted newer save that does not read back is a wreck: removed, not adopted, and nothing listed
+    # goes for it.
+    copy_save(run, 12, aside)
+    for path in aside.glob("model-12.*"):
+        shutil.copy(path, run / path.name.replace("model-12", "model-14"))
+    data = next(run.glob("model-14.data-*"))
+    data.write_bytes(data.read_bytes()[:-100])
+    capsys.readouterr()
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    assert "removed model-14.data-00000-of-00001, model-14.index" in capsys.readouterr().err
+    assert saved_steps(run) == [10, 12]
+    # No state file (deleted, or unreadable): nothing is known superseded, every complete save stays.
+    copy_save(aside, 4, run)
+    (run / "checkpoint").write_text("model_checkpoint_path: \"model-12")  # cut short
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    assert "an interrupted save" not in capsys.readouterr().err
+    assert saved_steps(run) == [4, 10, 12]
 
 
 def test_a_second_process_on_a_run_folder_is_refused_until_the_first_dies(tmp_path, data_dir, train_process):
@@ -176,11 +225,11 @@ def test_a_second_process_on_a_run_folder_is_refused_until_the_first_dies(tmp_pa
 
 
 def test_records_damaged_during_a_run_cost_no_training(tmp_path, train_process):
-    # Verified at the start; damaged afterwards, the test split fails the first evaluation, which comes
-    # after that step's checkpoint.
+    # Verified at the start; damaged afterwards, the test split fails the first evaluation, and the step
+    # reached is saved although no periodic save was due.
     data = tmp_path / "data"
     record_dir = fx.write_tiny_records(data)
-    child = train_process(run_args(tmp_path, data, "rot", "--set", "eval_every=12", "--set", "checkpoint_every=12",
+    child = train_process(run_args(tmp_path, data, "rot", "--set", "eval_every=12", "--set", "checkpoint_every=100",
                                    "--max-steps", "1000"))
     wait_for_line(child, "step 1/")
     path = os.path.join(record_dir, "test.tfrecord")
@@ -190,8 +239,11 @@ def test_records_damaged_during_a_run_cost_no_training(tmp_path, train_process):
         f.write(bytes(content))
     _, err = child.communicate(timeout=LIMIT)
     assert child.returncode == 1
-    assert "records in %s are damaged" % record_dir in last_line(err)
-    assert saved_steps(tmp_path / "ckpt" / "rot") == [72]  # 12 epochs of 6 steps: saved before the evaluation
+    line = last_line(err)
+    assert line.startswith("error: the fashion-mnist records under %s are damaged (" % data)
+    assert "at step 72; saved %s" % (tmp_path / "ckpt" / "rot" / "model-72") in line  # 12 epochs of 6 steps
+    assert saved_steps(tmp_path / "ckpt" / "rot") == [72]
+    assert os.path.exists(record_dir)  # the user deletes the records, not the run
 
 
 @contextlib.contextmanager
@@ -217,9 +269,18 @@ def test_a_full_checkpoint_disk_ends_in_one_line_and_resumes_once_freed(tmp_path
         # LeNet's variables take 0.53 MB: model-2 fits, model-4 does not.
         assert fx.run_main(args + ["--max-steps", "20"]) == 1
         line = last_line(capsys.readouterr().err)
-        assert line.startswith("error: cannot write checkpoint to %s" % (disk / "full" / "model-4"))
-        assert "No space left on device" in line and "the last checkpoint is %s" % (disk / "full" / "model-2") in line
+        assert line.startswith("error: cannot write checkpoint to %s (No space left on device) at step 4; "
+                               "the last checkpoint is %s." % (disk / "full" / "model-4", disk / "full" / "model-2"))
         assert not [p for p in (disk / "full").rglob("*") if "tempstate" in p.name]
+        filler = disk / "filler"
+        with open(filler, "wb") as f:  # fill what is left: -rl before freeing space
+            try:
+                f.write(b"x" * (1 << 20))
+            except OSError:
+                pass
+        assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == 1
+        assert "No space left on device" in last_line(capsys.readouterr().err)
+        filler.unlink()
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
         assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == 0
         assert "resuming full: step 2 of 6" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import train_fixtures as fx
 from config import config_train
 from models import MODEL_NAMES
 from tfcompat import tf
-from training import checkpoints, evaluation, graph, progress, settings, stop
+from training import checkpoints, console, evaluation, graph, progress, settings, stop
 from training.bn import BatchNormReestimator
 from training.dataset import record_info
 from training.events import Events
@@ -219,3 +219,28 @@ def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():
             os.kill(os.getpid(), signal.SIGINT)    # a second signal aborts
     assert signal.getsignal(signal.SIGTERM) is before
     assert stop.EXIT_STATUS[signal.SIGTERM] == 143 and stop.EXIT_STATUS[signal.SIGINT] == 130
+
+
+def test_safe_stream_drops_what_it_cannot_write_and_never_raises():
+    class Flaky(io.StringIO):
+        """Raises what a dead or interrupted stream raises, once per entry of ``failures``."""
+        def __init__(self, failures):
+            super().__init__()
+            self.failures = list(failures)
+
+        def write(self, text):
+            if self.failures:
+                raise self.failures.pop(0)
+            return super().write(text)
+
+    interrupted = Flaky([RuntimeError("reentrant call")])  # a signal handler's write inside another
+    out = console.SafeStream(interrupted)
+    out.write("lost\n")
+    out.write("kept\n")
+    assert interrupted.getvalue() == "kept\n" and not out.broken
+    dead = Flaky([BrokenPipeError(32, "Broken pipe")])
+    out = console.SafeStream(dead)
+    out.write("lost\n")
+    out.write("also lost\n")
+    out.flush()
+    assert dead.getvalue() == "" and out.broken and not out.isatty()

@@ -109,10 +109,15 @@ def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir
     assert "skipped model-8 (its .index file is missing); resuming from model-6" in capsys.readouterr().err
     assert_same_weights(run / "model-10", tmp_path / "ckpt" / "ref" / "model-10")
     assert saved_steps(run) == [8, 10]  # the damaged saves were replaced or rotated out
+    # best/ damaged: the best accuracy so far comes from the checkpoint resumed, and one line says so
+    for data in (run / "best").glob("model-*.data-*"):
+        data.write_bytes(b"")
+    assert fx.run_main(args + ["--max-steps", "11", "-rl"]) == 0
+    assert "cannot read the best accuracy from %s (" % (run / "best") in capsys.readouterr().err
     # settings.json cut short (a partial copy): one line each, saying what to do
     settings = run / "settings.json"
     settings.write_text(settings.read_text()[:30])
-    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 1
+    assert fx.run_main(args + ["--max-steps", "13", "-rl"]) == 1
     assert "settings.json is damaged (" in last_line(capsys.readouterr().err)
     assert evaluate.main([str(run), "--data-dir", str(data_dir)]) == 1
     assert "settings.json is damaged (" in last_line(capsys.readouterr().err)

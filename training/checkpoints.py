@@ -58,9 +58,10 @@ class Checkpoints(object):
 
         Why: the best save holds its own test accuracy, written atomically with it, whereas the newest
         periodic save may predate it (a run killed between the two); -rl takes the best value from here.
+        Raises ValueError or a TF error when the best checkpoint cannot be read.
         """
         prefix = resolve(self.best_dir)
-        return None if prefix is None else tf.train.load_checkpoint(prefix).get_tensor(name)
+        return None if prefix is None else read_tensor(tf.train.load_checkpoint(prefix), name)
 
     def save(self, sess, step, again=False):
         """Save all variables as ``model-STEP``; return the prefix written, or None when this step is saved
@@ -139,10 +140,16 @@ def read_all(path):
     at the first that cannot be read. Returns nothing: it exists to find a damaged checkpoint before use."""
     reader = tf.train.load_checkpoint(path)
     for name in reader.get_variable_to_shape_map():
-        try:
-            reader.get_tensor(name)
-        except Exception as e:  # the reader raises bare IndexError, RuntimeError... for damaged bytes
-            raise ValueError(first_line(e)) from None
+        read_tensor(reader, name)
+
+
+def read_tensor(reader, name):
+    """Return tensor ``name`` of a checkpoint reader (``tf.train.load_checkpoint``); raise ValueError with
+    the reason in one line when its bytes cannot be read (the reader raises bare IndexError, RuntimeError...)."""
+    try:
+        return reader.get_tensor(name)
+    except Exception as e:
+        raise ValueError(first_line(e)) from None
 
 
 def resolve(path):

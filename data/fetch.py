@@ -200,8 +200,8 @@ def _running(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
-        return True
+    except PermissionError:  # it exists, as someone else's process
+        pass
     return True
 
 

@@ -64,13 +64,11 @@ def _read(info, source):
 
 
 def _content_error(error, source, downloaded, kept):
-    """Return the DataError to raise for ``error``, a failure of the source's content, after removing
-    what this run downloaded (``downloaded``): the message then says so. ``kept`` (``_kept_source``;
-    None with --archive) is left alone, but a later run takes it before any --url, so when it is the
-    source the message says to delete it."""
+    """Return the DataError to raise for ``error``, a failure of the source's content. What this run
+    downloaded (``downloaded``) goes with its download folder as the error leaves it, and the message
+    says so. ``kept`` (``_kept_source``; None with --archive) is left alone, but a later run takes it
+    before any --url, so when it is the source the message says to delete it."""
     if downloaded:
-        for path in downloaded:
-            os.remove(path)
         names = ", ".join(os.path.basename(path) for path in downloaded)
         return DataError(f"{error} The download ({names}) has been removed, so no later run will use it.")
     if source == kept:

@@ -16,7 +16,7 @@ class config_train(object):
     rotate = 0.0                   # max random rotation in degrees (0: off)
 
     # --- model ---
-    model = "wrn"                  # wrn | allcnn | lenet
+    model = "wrn"                  # wrn | allcnn | lenet | mnistfc
     wrn_depth = 28                 # WRN-28-10 (Zagoruyko & Komodakis 2016)
     wrn_width = 10
     dropout = 0.0                  # WRN dropout between the block's convolutions (0.3 in the paper's variant)

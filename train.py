@@ -155,7 +155,7 @@ def train(s, info, record_dir, paths, cfg=None, server=None, heartbeat=None):
             steps = loop.plan(s, info.train_size, g.per_step)
             progress = Progress(steps.total, steps.per_epoch, g.images_per_step, s.log_every)
             announce(progress, s, info, paths, g.per_step, step, steps.total, restored is not None)
-            events = Events(paths.logs, graph=tf_graph, restored_step=step)
+            events = Events(paths.logs, graph=tf_graph, restored_step=step, per_step=g.per_step)
             try:
                 with StopRequest(lambda _: progress.line("stopping after this step (again to abort)")) as stop:
                     return loop.Trainer(sess, g, s, info.train_size, events, progress, stop, heartbeat).run()

@@ -1,8 +1,8 @@
 """Read the TensorBoard event files of training runs into NumPy series against effective epochs.
 
 A run is a folder ``RUN_NAME`` holding ``train/`` and ``test/`` event files (what train.py writes under
-``tensorboard/``); every scalar carries the global (outer) step. The x axis of every comparison is the
-*effective epoch* (gradient evaluations / train size), which train.py logs as the train scalar
+``tensorboard/``); every scalar carries the run's step (its gradient evaluations). The x axis of every
+comparison is the *effective epoch* (gradient evaluations / train size), which train.py logs as the train scalar
 ``effective_epoch``; test points are placed on it by the step they were written at.
 
 Events are read with TensorBoard's own ``EventAccumulator``: it reads every event file of a folder in
@@ -30,7 +30,7 @@ _EVENT_FILE_GLOB = "events.out.tfevents.*"
 _GLOB_CHARS = "*?["
 
 Series = collections.namedtuple("Series", "steps epochs values")
-Series.__doc__ = "One scalar of one run: global steps, effective epochs at those steps, values (1-D arrays)."
+Series.__doc__ = "One scalar of one run: event steps, effective epochs at those steps, values (1-D arrays)."
 
 Run = collections.namedtuple("Run", "name path test_error train_loss wall_time")
 Run.__doc__ = ("One run: its name (folder name), path, test error and training loss as Series, and its "

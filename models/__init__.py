@@ -21,10 +21,11 @@ from tfcompat import tf
 from models import layers
 from models.allcnn import allcnn
 from models.lenet import lenet
+from models.mnistfc import mnistfc
 from models.wrn import wrn
 
-MODEL_NAMES = ("wrn", "allcnn", "lenet")
-_BUILDERS = {"wrn": wrn, "allcnn": allcnn, "lenet": lenet}
+MODEL_NAMES = ("wrn", "allcnn", "lenet", "mnistfc")
+_BUILDERS = {"wrn": wrn, "allcnn": allcnn, "lenet": lenet, "mnistfc": mnistfc}
 
 
 def get_model(name):

@@ -1,4 +1,4 @@
-"""The layers the three model families share, in plain ``tf.nn`` ops with ``tf.get_variable``.
+"""The layers the model families share, in plain ``tf.nn`` ops with ``tf.get_variable``.
 
 Every layer opens its own ``tf.variable_scope(name)``, so a model built twice under a reusing
 scope finds the same variables. Convolution kernels are always HWIO and batch-norm parameters

@@ -15,6 +15,7 @@ SMALL = {
     "wrn": ((32, 32, 3), dict(wrn_depth=10, wrn_width=1)),
     "allcnn": ((32, 32, 3), {}),
     "lenet": ((28, 28, 1), {}),
+    "mnistfc": ((28, 28, 1), {}),
 }
 
 
@@ -43,7 +44,7 @@ def global_values(sess, names):
 # ---------------------------------------------------------------- registry, shapes, counts
 
 def test_model_names_and_unknown_name():
-    assert MODEL_NAMES == ("wrn", "allcnn", "lenet")
+    assert MODEL_NAMES == ("wrn", "allcnn", "lenet", "mnistfc")
     with pytest.raises(ValueError) as err:
         get_model("resnet50")
     for name in MODEL_NAMES:
@@ -132,7 +133,7 @@ def test_dropout_without_a_key_is_an_error_only_where_there_is_dropout():
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_use_dropout_false_keeps_batch_norm_in_training_mode_without_dropout(name):
     """The batch-norm re-estimation pass: batch statistics (and their updates), no dropout masks."""
-    shape = (8, 28, 28, 1) if name == "lenet" else (8, 32, 32, 3)
+    shape = (8,) + SMALL[name][0]
     images = np.random.RandomState(11).randn(*shape).astype(np.float32)
     with tf.Graph().as_default():
         model = get_model(name)
@@ -201,6 +202,39 @@ def test_lenet_parameter_count():
         get_model("lenet")(tf.placeholder(tf.float32, [None, 28, 28, 1]), True, 10, make_config(),
                            dropout_key=key())
         assert count_trainable() == expected == 131_650
+
+
+def test_mnistfc_parameter_count():
+    expected = (784 * 1024 + 2 * 1024) + (1024 * 1024 + 2 * 1024) + (1024 * 10 + 10)
+    with tf.Graph().as_default():
+        get_model("mnistfc")(tf.placeholder(tf.float32, [None, 28, 28, 1]), True, 10, make_config(),
+                             dropout_key=key())
+        assert count_trainable() == expected == 1_865_738
+
+
+def test_mnistfc_matches_numpy_in_evaluation_mode():
+    """Evaluation mode: flatten, (linear, batch norm from the moving statistics, ReLU) twice, linear; the
+    variables set to random values (statistics included) so that every layer is checked."""
+    rng = np.random.RandomState(12)
+    images = rng.randn(3, 28, 28, 1).astype(np.float32)
+    with tf.Graph().as_default():
+        logits = get_model("mnistfc")(tf.constant(images), False, 10, make_config())
+        variables = {v.op.name.split("model/", 1)[1]: v for v in tf.global_variables()}
+        values = {name: (rng.rand(*v.shape.as_list()) + 0.5 if "variance" in name
+                         else rng.randn(*v.shape.as_list()) * 0.1).astype(np.float32)
+                  for name, v in variables.items()}
+        with tf.Session() as sess:
+            for name, v in variables.items():
+                v.load(values[name], sess)
+            got = sess.run(logits)
+    x = images.reshape(3, -1)
+    for i in range(2):
+        bn = lambda part: values["fc%d/bn/%s" % (i, part)]
+        x = x @ values["fc%d/weights" % i]
+        x = (x - bn("moving_mean")) / np.sqrt(bn("moving_variance") + layers.BN_EPSILON) * bn("gamma") + bn("beta")
+        x = np.maximum(x, 0)
+    expected = x @ values["fc2/weights"] + values["fc2/bias"]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------- sharing and batch norm
@@ -399,7 +433,7 @@ def test_nhwc_and_nchw_give_the_same_logits():
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_sgd_drives_the_loss_down_on_a_fixed_batch(name):
     shape, overrides = SMALL[name]
-    if name != "lenet":  # LeNet needs 28x28; the others accept smaller images, which run faster
+    if name in ("wrn", "allcnn"):  # they accept smaller images, which run faster
         shape = {"wrn": (16, 16, 3), "allcnn": (8, 8, 3)}[name]
     rng = np.random.RandomState(8)
     images = rng.randn(16, *shape).astype(np.float32)

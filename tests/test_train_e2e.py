@@ -229,18 +229,25 @@ def test_weights_that_overflow_are_never_saved(tmp_path, data_dir, capsys):
     assert not list((tmp_path / "ckpt" / "big").glob("**/*.index"))
 
 
-def test_events_written_past_the_last_checkpoint_are_dropped_on_resume(tmp_path, data_dir):
-    # A run that dies after logging steps 4 and 5 past its checkpoint at 3 (here: the NaN stop, which
+@pytest.mark.parametrize("optimizer,per_step", [(["-opt", "sgd"], 1), (["-opt", "entropy-sgd", "-L", "2"], 2)])
+def test_events_written_past_the_last_checkpoint_are_dropped_on_resume(tmp_path, data_dir, optimizer, per_step):
+    # A run that dies after logging outer steps 4 and 5 past its checkpoint at 3 (here: the NaN stop, which
     # saves nothing, as a kill would); -rl redoes them. The files then hold steps 4 and 5 twice, and
-    # TensorBoard, told by the resumed run's SessionLog.START, shows each step once.
-    args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "-n", "purge", "--set", "checkpoint_every=0.5",
-                      "--set", "eval_every=10")
+    # TensorBoard, told by the resumed run's SessionLog.START, shows each step once. The x axis counts
+    # gradient evaluations: outer step k is logged at k * L for Entropy-SGD, with the effective epoch
+    # that many batches make.
+    args = fx.train_args(tmp_path, data_dir, *optimizer, "-n", "purge", "--set", "checkpoint_every=%g" % (0.5 * per_step),
+                         "--set", "eval_every=10")
     assert fx.run_main(args + ["--max-steps", "9", "--debug-nan-at-step", "5"]) == 1
     assert fx.checkpoint_values(str(tmp_path / "ckpt" / "purge"))["global_step"] == 3
     assert fx.run_main(args + ["--max-steps", "7", "-rl"]) == 0
     log = tmp_path / "tb" / "purge" / "train"
-    assert fx.scalar_records(str(log), "loss") == [1, 2, 3, 4, 4, 5, 5, 6, 7]
-    assert [s for s, _ in fx.scalar_events(str(log))["loss"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert fx.scalar_records(str(log), "loss") == [per_step * k for k in (1, 2, 3, 4, 4, 5, 5, 6, 7)]
+    scalars = fx.scalar_events(str(log))
+    assert [s for s, _ in scalars["loss"]] == [per_step * k for k in range(1, 8)]
+    for step, epoch in scalars["effective_epoch"]:
+        assert epoch == pytest.approx(step * 8 / fx.TRAIN_SIZE)
+    assert [s for s, _ in fx.scalar_events(str(tmp_path / "tb" / "purge" / "test"))["error"]] == [7 * per_step]
 
 
 def test_resume_takes_the_best_accuracy_from_the_best_checkpoint(tmp_path, data_dir):

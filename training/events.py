@@ -1,9 +1,12 @@
 """TensorBoard event files of a run: ``tensorboard/NAME/train`` and ``tensorboard/NAME/test``.
 
 Scalars are written from values the loop already fetched with the train op (no extra ``session.run``),
-so logging costs only the protobuf write. Every event carries the global (outer) step. Every start
-first writes a ``SessionLog.START`` at the step after the one it starts from: TensorBoard then drops the
-events that a killed run had written past its last checkpoint, so curves continue without duplicates.
+so logging costs only the protobuf write. The step of every event is the number of gradient evaluations
+made (minibatches consumed: the outer step times L for Entropy-SGD, per replica for Parle, the outer
+step itself for the baselines), so that runs of every optimizer overlay at equal compute in TensorBoard;
+checkpoints keep the outer step. Every start first writes a ``SessionLog.START`` at the outer step after
+the one it starts from: TensorBoard then drops the events that a killed run had written past its last
+checkpoint, so curves continue without duplicates.
 
 Why not ``tf.summary.FileWriter``: its writer thread drops events silently once the disk is full (its
 C++ writer ignores failed writes, and a later flush of an empty buffer succeeds), so a run would go on
@@ -69,6 +72,9 @@ class EventFile(object):
                 raise WriteFailed("events", self.path, e) from None
 
 
+_START = tf.SessionLog(status=tf.SessionLog.START)
+
+
 def _scalars(values):
     """A Summary of ``{tag: number}``."""
     return tf.Summary(value=[tf.Summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()])
@@ -77,36 +83,41 @@ def _scalars(values):
 class Events(object):
     """The run's two event files; ``*_scalars`` / ``train_summary`` write, ``close`` flushes and closes.
 
-    ``graph``: written to the train file (TensorBoard's graph tab); ``restored_step``: the step the run
-    starts from (0 for a fresh start), after which a ``SessionLog.START`` is written to both files.
+    Methods take outer steps; ``per_step`` is the gradient evaluations of one (the x axis is their count).
+    ``graph``: written to the train file (TensorBoard's graph tab); ``restored_step``: the outer step the
+    run starts from (0 for a fresh start), after which a ``SessionLog.START`` is written to both files.
     """
 
-    def __init__(self, run_logdir, graph=None, restored_step=None):
+    def __init__(self, run_logdir, graph=None, restored_step=None, per_step=1):
+        self.per_step = per_step
         self.train = EventFile(os.path.join(run_logdir, "train"))
         self.test = EventFile(os.path.join(run_logdir, "test"))
         if graph is not None:
             self.train.write(tf.Event(graph_def=graph.as_graph_def(add_shapes=True).SerializeToString()))
         if restored_step is not None:
             for events in (self.train, self.test):
-                events.write(tf.Event(step=restored_step + 1, session_log=tf.SessionLog(status=tf.SessionLog.START)),
-                             flush=True)
+                events.write(self._event(restored_step + 1, session_log=_START), flush=True)
 
     def restart_test(self, step):
         """Write a ``SessionLog.START`` at ``step`` to the test file: a run that evaluates again at the
         step it resumed from replaces the evaluation the stopped run may have written there."""
-        self.test.write(tf.Event(step=step, session_log=tf.SessionLog(status=tf.SessionLog.START)), flush=True)
+        self.test.write(self._event(step, session_log=_START), flush=True)
 
     def train_scalars(self, values, step):
         """Write ``{tag: number}`` to the train file at ``step``."""
-        self.train.write(tf.Event(step=step, summary=_scalars(values)))
+        self.train.write(self._event(step, summary=_scalars(values)))
 
     def test_scalars(self, values, step):
         """Write ``{tag: number}`` to the test file at ``step`` and flush (evaluations are rare)."""
-        self.test.write(tf.Event(step=step, summary=_scalars(values)), flush=True)
+        self.test.write(self._event(step, summary=_scalars(values)), flush=True)
 
     def train_summary(self, serialized, step):
         """Write a serialised Summary (the input images) to the train file."""
-        self.train.write(tf.Event(step=step, summary=tf.Summary.FromString(serialized)))
+        self.train.write(self._event(step, summary=tf.Summary.FromString(serialized)))
+
+    def _event(self, step, **fields):
+        """An Event at outer step ``step``, placed on the gradient-evaluation axis."""
+        return tf.Event(step=step * self.per_step, **fields)
 
     def close(self):
         """Flush and close both files."""

@@ -92,7 +92,7 @@ def build_parser(defaults):
     p.add_argument("-opt", "--optimizer", choices=OPTIMIZERS, help="optimizer (default %s)" % defaults["optimizer"])
     p.add_argument("-L", type=int, metavar="N", help="Langevin steps per outer step (default %d)" % defaults["L"])
     p.add_argument("-d", "--dataset", choices=DATASET_NAMES, help="dataset (default %s)" % defaults["dataset"])
-    p.add_argument("-m", "--model", metavar="MODEL", help="model: wrn, allcnn or lenet (default %s)" % defaults["model"])
+    p.add_argument("-m", "--model", metavar="MODEL", help="model: wrn, allcnn, lenet or mnistfc (default %s)" % defaults["model"])
     p.add_argument("--precision", choices=PRECISIONS,
                    help="what the model computes in; variables stay float32 (default %s; bf16 on GPUs that "
                         "have it, fp16 with dynamic loss scaling)" % defaults["precision"])

@@ -1,6 +1,6 @@
 """Fashion-MNIST, LeNet: SGD with Nesterov momentum vs Entropy-SGD (L = 5, L = 20) vs Parle at equal compute.
 
-    .venv/bin/python experiments/fashion_mnist.py [--epochs 3] [--seeds 1 2 3] [--configs NAME ...]
+    .venv/bin/python experiments/short_budget.py [--epochs 3] [--seeds 1 2 3] [--configs NAME ...]
 
 Trains every configuration for the same number of *effective* epochs (gradient evaluations / 60000;
 for Parle, per replica), for each seed, then draws the comparison (compare.py) and measures the flatness of every final model
@@ -8,9 +8,9 @@ for Parle, per replica), for each seed, then draws the comparison (compare.py) a
 the wall time of each are logged. Rerunning skips what is complete and resumes (-rl) a run that was cut
 off, so the script can be stopped at any time.
 
-Outputs: experiments/results/ (committed: comparison.png, comparison.md, flatness.md, log.txt) and
-experiments/runs/ (not committed, see experiments/.gitignore: datasets, checkpoints, events, flatness
-JSONs, stage logs).
+Outputs: experiments/results/short-budget/ (committed: comparison.png, comparison.md, flatness.md,
+log.txt) and experiments/runs/short-budget/ (not committed: datasets, checkpoints, events, flatness
+JSONs, stage logs; see experiments/runner.py).
 
 Setup, as the Entropy-SGD paper's MNIST experiments: LeNet (the authors' mnistconv, batch norm and
 dropout 0.5), no augmentation, batch 128, 3 seeds. The budget (--epochs, default 3) is what a 2-core CPU
@@ -44,25 +44,11 @@ import argparse
 import collections
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
-import numpy as np
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
-
-from analysis.report import write_atomically  # noqa: E402
+import runner  # noqa: E402  (puts the repository on sys.path)
 from training.schedule import batches_per_step, steps_for_epochs  # noqa: E402
-
-RUNS = os.path.join(HERE, "runs")
-RESULTS = os.path.join(HERE, "results")
-DATA, CKPT, LOGS = os.path.join(RUNS, "datasets"), os.path.join(RUNS, "checkpoints"), os.path.join(RUNS, "tensorboard")
-FLATNESS, STAGE_LOGS = os.path.join(RUNS, "flatness"), os.path.join(RUNS, "logs")
-PYTHON = sys.executable
 
 TRAIN_SIZE, BATCH = 60000, 128
 DECAYS_AT = (0.6, 0.8)         # fractions of the budget where the learning rate is multiplied by 0.2
@@ -93,14 +79,12 @@ def scoping(L, epochs):
 
 
 def train_flags(config, seed, epochs):
-    """Return the train.py arguments of one run (name ``CONFIG-seedN``, so compare.py groups the seeds)."""
+    """Return the train.py arguments of one run (runner.Study adds its name and folders)."""
     optimizer, L = CONFIGS[config]
     decays = ",".join("%g" % (f * epochs) for f in DECAYS_AT)
     per_step = batches_per_step(optimizer, L)
     flags = ["-d", "fashion-mnist", "-m", "lenet", "-opt", optimizer, "--epochs", "%g" % epochs,
-             "--seed", str(seed), "-n", "%s-seed%d" % (config, seed),
-             "--data-dir", DATA, "--checkpoint-dir", CKPT, "--logdir", LOGS,
-             "--set", "augment=false", "--set", "batch_size=%d" % BATCH, "--set", "eval_every=0.5",
+             "--seed", str(seed), "--set", "augment=false", "--set", "batch_size=%d" % BATCH, "--set", "eval_every=0.5",
              "--set", "checkpoint_every=1",
              "--set", "log_every=%d" % max(1, round(TRAIN_SIZE / (BATCH * per_step * TRAIN_POINTS_PER_EPOCH)))]
     if optimizer == "momentum":
@@ -115,89 +99,28 @@ def train_flags(config, seed, epochs):
                     "--set", "esgd_weight_decay=1e-3"]
 
 
-class Log(object):
-    """The experiment's log: every command with its wall time and status, kept in results/log.txt."""
-
-    def __init__(self, path):
-        self.path = path
-        self.lines = []
-        if os.path.exists(path):  # a rerun (resuming) appends to the log of the earlier attempts
-            with open(path) as f:
-                self.lines = f.read().splitlines()
-
-    def add(self, line):
-        """Append ``line`` (also printed) and rewrite the log file atomically."""
-        print(line, flush=True)
-        self.lines.append(line)
-        write_atomically(self.path, lambda f: f.write(("\n".join(self.lines) + "\n").encode("utf-8")))
-
-
-def run_stage(log, name, argv):
-    """Run ``python argv`` from the repository root, output to runs/logs/NAME.log; return its wall time.
-
-    Exits the script (status of the stage) when the stage fails: later stages need its outputs.
-    """
-    os.makedirs(STAGE_LOGS, exist_ok=True)
-    start = time.time()
-    with open(os.path.join(STAGE_LOGS, name + ".log"), "a") as out:
-        status = subprocess.call([PYTHON] + argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    seconds = time.time() - start
-    log.add("[%s] %-28s %7.1f s  status %d  $ python %s" % (time.strftime("%H:%M:%S"), name, seconds, status,
-                                                            " ".join(os.path.relpath(a, REPO) if a.startswith(REPO)
-                                                                     else a for a in argv)))
-    if status != 0:
-        sys.exit("stage %s failed with status %d: see %s" % (name, status, os.path.join(STAGE_LOGS, name + ".log")))
-    return seconds
-
-
-def checkpoint_step(run_dir):
-    """Return the global step of the newest checkpoint in ``run_dir`` (0 if there is none)."""
-    state = os.path.join(run_dir, "checkpoint")
-    if not os.path.exists(state):
-        return 0
-    with open(state) as f:
-        first = f.readline()  # model_checkpoint_path: "model-STEP"
-    return int(first.rsplit("-", 1)[1].strip().strip('"'))
-
-
-def train_all(log, configs, seeds, epochs):
-    """Train every (seed, configuration) not yet complete, seed by seed; return {run name: seconds}."""
-    times = {}
+def train_all(study, configs, seeds, epochs):
+    """Train every (seed, configuration) not yet complete, seed by seed (named ``CONFIG-seedN``, so
+    compare.py groups the seeds)."""
     for seed in seeds:
         for config in configs:
-            L = CONFIGS[config][1]
-            name = "%s-seed%d" % (config, seed)
-            step = checkpoint_step(os.path.join(CKPT, name))
-            if step >= outer_steps(L, epochs):
-                log.add("[%s] %-28s complete, skipped" % (time.strftime("%H:%M:%S"), name))
-                continue
-            flags = train_flags(config, seed, epochs) + (["-rl"] if step else [])
-            times[name] = run_stage(log, name, ["train.py"] + flags)
-    return times
+            study.train("%s-seed%d" % (config, seed), train_flags(config, seed, epochs),
+                        outer_steps(CONFIGS[config][1], epochs))
 
 
-def flatness_all(log, configs, seeds):
+def flatness_all(study, configs, seeds):
     """Run evaluate.py --flatness on every final model without a result yet; return {run: results}."""
-    os.makedirs(FLATNESS, exist_ok=True)
     results = {}
     for seed in seeds:
         for config in configs:
             name = "%s-seed%d" % (config, seed)
-            path = os.path.join(FLATNESS, name + ".json")
+            path = os.path.join(study.flatness, name + ".json")
             if not os.path.exists(path):
-                run_stage(log, "flatness-" + name, ["evaluate.py", os.path.join(CKPT, name), "--json", path]
-                          + FLATNESS_FLAGS)
+                study.stage("flatness-" + name, ["evaluate.py", os.path.join(study.ckpt, name), "--json", path]
+                            + FLATNESS_FLAGS)
             with open(path) as f:
                 results[name] = json.load(f)
     return results
-
-
-def _cell(values, digits, sign=False):
-    """Return 'mean ± std' of ``values`` with ``digits`` decimals (sample std; one value: the value alone);
-    ``sign`` puts an explicit sign on the mean."""
-    values = np.asarray(values, np.float64)
-    mean = ("%+.*f" if sign else "%.*f") % (digits, values.mean())
-    return mean if len(values) == 1 else "%s ± %.*f" % (mean, digits, values.std(ddof=1))
 
 
 def flatness_table(results, configs, seeds):
@@ -209,24 +132,12 @@ def flatness_table(results, configs, seeds):
         rows = [results["%s-seed%d" % (config, seed)] for seed in seeds]
         flat = [r["flatness"] for r in rows]
         lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-            config, len(rows), _cell([100 * r["test_error"] for r in rows], 2),
-            _cell([f["train_loss"] for f in flat], 4),
-            *[_cell([f["hessian_top"][i] for f in flat], 2) for i in range(3)],
-            _cell([f["local_entropy"]["x_mu_norm"] for f in flat], 3),
-            _cell([f["local_entropy"]["inner_loss"] - f["train_loss"] for f in flat], 4, sign=True)))
+            config, len(rows), runner.cell([100 * r["test_error"] for r in rows], 2),
+            runner.cell([f["train_loss"] for f in flat], 4),
+            *[runner.cell([f["hessian_top"][i] for f in flat], 2) for i in range(3)],
+            runner.cell([f["local_entropy"]["x_mu_norm"] for f in flat], 3),
+            runner.cell([f["local_entropy"]["inner_loss"] - f["train_loss"] for f in flat], 4, sign=True)))
     return "\n".join(lines) + "\n"
-
-
-def machine():
-    """Return a one-line description of this machine (CPU model, cores, Python and TensorFlow versions)."""
-    model = "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
-    tf_version = subprocess.run([PYTHON, "-c", "import tensorflow as t; print(t.__version__)"],
-                                capture_output=True, text=True).stdout.strip()
-    return "%s, %d cores, no GPU; Python %s, TensorFlow %s" % (model, os.cpu_count(), platform.python_version(),
-                                                              tf_version)
 
 
 def parse_args(argv):
@@ -242,25 +153,24 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    """Run every stage (train, compare, flatness) and write experiments/results/; returns 0."""
+    """Run every stage (train, compare, flatness) and write experiments/results/short-budget/; returns 0."""
     args = parse_args(argv)
-    os.makedirs(RESULTS, exist_ok=True)
-    log = Log(os.path.join(RESULTS, "log.txt"))
-    log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), machine()))
-    log.add("# python experiments/fashion_mnist.py --epochs %g --seeds %s --configs %s%s"
-            % (args.epochs, " ".join(map(str, args.seeds)), " ".join(args.configs),
-               " --skip-flatness" if args.skip_flatness else ""))
+    study = runner.Study("short-budget")
+    study.log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), runner.machine()))
+    study.log.add("# python experiments/short_budget.py --epochs %g --seeds %s --configs %s%s"
+                  % (args.epochs, " ".join(map(str, args.seeds)), " ".join(args.configs),
+                     " --skip-flatness" if args.skip_flatness else ""))
     start = time.time()
-    run_stage(log, "prepare-data", ["-m", "data", "--dataset", "fashion-mnist", "--data-dir", DATA])
-    train_all(log, args.configs, args.seeds, args.epochs)
-    runs = [os.path.join(LOGS, "%s-seed%d" % (c, s)) for s in args.seeds for c in args.configs]
-    run_stage(log, "compare", ["compare.py"] + runs + ["--out", os.path.join(RESULTS, "comparison.png"),
-                                                       "--table", os.path.join(RESULTS, "comparison.md")])
+    study.stage("prepare-data", ["-m", "data", "--dataset", "fashion-mnist", "--data-dir", study.data])
+    train_all(study, args.configs, args.seeds, args.epochs)
+    runs = [os.path.join(study.logs, "%s-seed%d" % (c, s)) for s in args.seeds for c in args.configs]
+    study.stage("compare", ["compare.py"] + runs + ["--out", os.path.join(study.results, "comparison.png"),
+                                                    "--table", os.path.join(study.results, "comparison.md")])
     if not args.skip_flatness:
-        table = flatness_table(flatness_all(log, args.configs, args.seeds), args.configs, args.seeds)
-        write_atomically(os.path.join(RESULTS, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
+        table = flatness_table(flatness_all(study, args.configs, args.seeds), args.configs, args.seeds)
+        runner.write_atomically(os.path.join(study.results, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
         print(table, end="")
-    log.add("# total %.1f min" % ((time.time() - start) / 60.0))
+    study.log.add("# total %.1f min" % ((time.time() - start) / 60.0))
     return 0
 
 

@@ -1,0 +1,194 @@
+"""What every experiment script shares: run the project's programs as stages, skip what is done, resume
+what was cut off, log every command with its wall time, and estimate the time left.
+
+A study keeps everything it makes under ``experiments/runs/<study>/`` (never committed): datasets,
+checkpoints, event files, flatness JSONs, one log per stage and ``timings.json``. What is committed goes
+to ``experiments/results/<study>/``: tables, figures and ``log.txt``.
+
+Stopping: Ctrl-C or SIGTERM to the script is passed on, once, to the stage running (train.py saves a
+checkpoint and exits), and the script then exits with the stage's status. Run the same command again to
+go on: finished runs are skipped and a run with checkpoints is resumed with ``-rl``, so no more than the
+last checkpoint interval is lost.
+"""
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(EXPERIMENTS)
+sys.path.insert(0, REPO)
+
+from analysis.report import write_atomically  # noqa: E402
+
+PYTHON = sys.executable
+# Lines of train.py's output also shown on the console while a stage writes its log (the rest: its log).
+ECHOED = ("eval ", "final ", "error", "resum", "skipped", "warning")
+
+
+class Study(object):
+    """The folders of one study and its log; ``stage`` runs one program, ``train`` one training run."""
+
+    def __init__(self, name, runs_root=None, results_root=None):
+        self.runs = os.path.join(runs_root or os.path.join(EXPERIMENTS, "runs"), name)
+        self.results = os.path.join(results_root or os.path.join(EXPERIMENTS, "results"), name)
+        self.data = os.path.join(self.runs, "datasets")
+        self.ckpt, self.logs = os.path.join(self.runs, "checkpoints"), os.path.join(self.runs, "tensorboard")
+        self.flatness, self.stage_logs = os.path.join(self.runs, "flatness"), os.path.join(self.runs, "logs")
+        for folder in (self.results, self.stage_logs, self.flatness):
+            os.makedirs(folder, exist_ok=True)
+        self.log = Log(os.path.join(self.results, "log.txt"))
+        self.timings = Timings(os.path.join(self.runs, "timings.json"))
+
+    def stage(self, name, argv):
+        """Run ``python argv`` from the repository root, its output to ``logs/NAME.log``; return its wall time.
+
+        A stage that fails ends the script with its status (later stages need its outputs).
+        """
+        start = time.time()
+        with open(os.path.join(self.stage_logs, name + ".log"), "a") as out:
+            status = _run(argv, out, name)
+        seconds = time.time() - start
+        shown = " ".join(os.path.relpath(a, REPO) if a.startswith(REPO) else a for a in argv)
+        self.log.add("[%s] %-30s %8.1f s  status %d  $ python %s"
+                     % (time.strftime("%Y-%m-%d %H:%M:%S"), name, seconds, status, shown))
+        if status != 0:
+            sys.exit("stage %s ended with status %d: see %s" % (name, status,
+                                                                os.path.join(self.stage_logs, name + ".log")))
+        return seconds
+
+    def checkpoint_step(self, run):
+        """Return the outer step of run ``run``'s newest checkpoint (0 when it has none)."""
+        return checkpoint_step(os.path.join(self.ckpt, run))
+
+    def train(self, run, flags, total_steps):
+        """Train run ``run`` (train.py ``flags``) to ``total_steps`` outer steps: skipped when there,
+        resumed with -rl when it has checkpoints. Returns the outer steps this call trained."""
+        before = self.checkpoint_step(run)
+        if before >= total_steps:
+            return 0
+        seconds = self.stage(run, ["train.py"] + flags + ["-n", run, "--data-dir", self.data, "--checkpoint-dir",
+                                                          self.ckpt, "--logdir", self.logs]
+                             + (["-rl"] if before else []))
+        trained = self.checkpoint_step(run) - before
+        self.timings.add(run, seconds, trained)
+        return trained
+
+    def done(self, run, total_steps):
+        """Return whether run ``run`` has reached ``total_steps`` outer steps."""
+        return self.checkpoint_step(run) >= total_steps
+
+
+def _run(argv, out, name):
+    """Run ``python argv`` in its own process group, output to the file ``out``, the ECHOED lines also to
+    the console; pass the first SIGINT/SIGTERM on to it. Returns its exit status."""
+    child = subprocess.Popen([PYTHON, "-u"] + argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True, text=True, errors="replace")
+    passed_on = []
+
+    def pass_on(signum, _frame):
+        if not passed_on:
+            passed_on.append(signum)
+            child.send_signal(signum)
+
+    old = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for line in child.stdout:
+            out.write(line)
+            out.flush()
+            text = line.strip("\r\n").split("\r")[-1]
+            if text.startswith(ECHOED):
+                print("  %s: %s" % (name, text), flush=True)
+        return child.wait()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def checkpoint_step(run_dir):
+    """Return the outer step of the newest checkpoint in ``run_dir`` (0 if there is none)."""
+    state = os.path.join(run_dir, "checkpoint")
+    if not os.path.exists(state):
+        return 0
+    with open(state) as f:
+        first = f.readline()  # model_checkpoint_path: "model-STEP"
+    return int(first.rsplit("-", 1)[1].strip().strip('"'))
+
+
+class Log(object):
+    """The study's log: every command with its wall time and status, kept in results/<study>/log.txt."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def add(self, line):
+        """Append ``line`` (also printed) to the log, rewritten atomically: a rerun, or a --report-only
+        beside a running study, appends to what is there."""
+        print(line, flush=True)
+        lines = []
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                lines = f.read().splitlines()
+        text = "\n".join(lines + [line]) + "\n"
+        write_atomically(self.path, lambda f: f.write(text.encode("utf-8")))
+
+
+class Timings(object):
+    """Training seconds and outer steps of every run, summed over the calls that trained it: the wall time
+    of a run resumed days later excludes the pause, and the rates give the time left."""
+
+    def __init__(self, path):
+        self.path = path
+        self.runs = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.runs = json.load(f)
+
+    def add(self, run, seconds, steps):
+        """Add ``seconds`` and ``steps`` to run ``run`` and rewrite the file atomically."""
+        old = self.runs.get(run, [0.0, 0])
+        self.runs[run] = [old[0] + seconds, old[1] + steps]
+        text = json.dumps(self.runs, indent=1, sort_keys=True)
+        write_atomically(self.path, lambda f: f.write(text.encode("utf-8")))
+
+    def seconds(self, run):
+        """Return the training seconds of run ``run`` (0 when it has not trained)."""
+        return self.runs.get(run, [0.0, 0])[0]
+
+    def rate(self, runs):
+        """Return seconds per outer step measured over ``runs`` (run names), or None when none trained."""
+        seconds = sum(self.runs[r][0] for r in runs if r in self.runs and self.runs[r][1] > 0)
+        steps = sum(self.runs[r][1] for r in runs if r in self.runs and self.runs[r][1] > 0)
+        return seconds / steps if steps else None
+
+
+def duration(seconds):
+    """Return ``seconds`` as a short text: 45 s, 12.5 min, 3.2 h."""
+    if seconds < 120:
+        return "%.0f s" % seconds
+    return "%.1f min" % (seconds / 60.0) if seconds < 7200 else "%.1f h" % (seconds / 3600.0)
+
+
+def cell(values, digits, sign=False):
+    """Return 'mean ± std' of ``values`` with ``digits`` decimals (sample std; one value: the value alone);
+    ``sign`` puts an explicit sign on the mean."""
+    values = np.asarray(values, np.float64)
+    mean = ("%+.*f" if sign else "%.*f") % (digits, values.mean())
+    return mean if len(values) == 1 else "%s ± %.*f" % (mean, digits, values.std(ddof=1))
+
+
+def machine():
+    """Return a one-line description of this machine (CPU model, cores, Python and TensorFlow versions)."""
+    model = "unknown CPU"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    tf_version = subprocess.run([PYTHON, "-c", "import tensorflow as t; print(t.__version__)"],
+                                capture_output=True, text=True).stdout.strip()
+    return "%s, %d cores; Python %s, TensorFlow %s" % (model, os.cpu_count(), platform.python_version(),
+                                                       tf_version)

@@ -11,9 +11,33 @@ One outer step, for every replica a at once (k: outer steps so far, as Entropy-S
 
 This is the paper's update (its equation for the replicas' outer step plus the mean for x̄), built on
 our EntropySGD so that with one replica x̄ = x after every step, the elastic term is exactly zero and
-Parle is Entropy-SGD. We do not copy the authors' code where it departs from the paper (design.md §5):
-rho is used as given (not scaled by L * n), gamma and rho grow by our scoping rule without caps, and
-each outer step restarts the Langevin iterate at x^a and moves x^a from the anchor, as Entropy-SGD does.
+Parle is Entropy-SGD. rho is used as given (the authors' code multiplies it by L * n first).
+
+The authors' Parle code (PyTorch, MPI) departs from this in seven ways; with all seven switched to our
+choice, it and ours agree to float32 rounding on a small problem with the noise off (their Parle code draws
+no Langevin noise). We follow the paper where it says, and the authors' Entropy-SGD code where it is silent:
+
+1. Where the outer step starts. Theirs applies it to the last Langevin iterate x'_L, x^a <- x'_L - lr * d.
+   Ours moves the anchor, x^a <- x^a - lr * d, as the paper's outer update does.
+2. mu. Theirs starts mu at the initial weights once and never resets it: an average over every Langevin
+   step of the run. Ours sets mu <- x^a at the start of each outer step, as their Entropy-SGD code does.
+3. The inner momentum. Theirs keeps one buffer for the whole run; ours starts it at 0 every outer step, as
+   their Entropy-SGD code does.
+4. What the replicas are coupled to. Theirs runs an extra exchange before the outer step and couples each
+   replica to the mean of the replicas' mu, rho * (x^a - mean of mu^b); its x̄, the mean after the step, is
+   evaluated but never coupled to. Ours couples to x̄ as it was before the step, as the paper's update
+   does, with one exchange per outer step.
+5. Scoping. Theirs multiplies gamma_0 and rho_0 by (1 + 0.5 / batches per epoch)^(t // L), with t
+   incremented once per parameter tensor in each Langevin step: the exponent grows by the number of tensors
+   per outer step and changes between the Langevin steps of one outer step; then it caps gamma <= 1 and
+   rho <= 10. Ours uses (1 + scoping)^k and (1 + rho_scoping)^k, k the outer steps so far (fixed within an
+   outer step), without caps: the authors' Entropy-SGD code scopes once per outer step (their Lua version;
+   the Python one never advances its counter) and caps nothing.
+6. The momentum's form. Theirs uses d = g + m, m <- momentum * m + g, in both loops: d = 2g at momentum 0.
+   Ours is their Entropy-SGD code's Nesterov form d = g + momentum * m (d = g at momentum 0), or d = m with
+   ``nesterov=False``.
+7. Where gamma's pull enters. Theirs adds gamma * (x' - x) to the gradient before the momentum buffer, which
+   then accumulates it. Ours adds it after the momentum, outside the buffer, as their Entropy-SGD code does.
 
 x̄ is the model that is evaluated and saved: it lives in the model's own variables, and the replicas
 in copies of them. Moving statistics of batch norm are averaged like the weights.

@@ -15,9 +15,12 @@ is a deterministic function of the weights:
 
 - the ``--hessian-k`` largest Hessian eigenvalues (analysis.hessian: Lanczos on Hessian-vector
   products, ``--hessian-iters`` steps from a start drawn with ``--seed``);
+- the same for the filter-normalised Hessian D H D (D: every weight times the norm of its filter), from
+  the same start. Scaling a filter that feeds batch norm by a leaves the function unchanged but divides
+  its rows and columns of the raw Hessian by a; D H D is unchanged, so it compares flatness rather than weight norms;
 - the local-entropy estimate of Entropy-SGD (analysis.local_entropy: L Langevin steps from x with the
   Langevin settings L, g0 as gamma, langevin_lr, epsilon, mu_decay, momentum and nesterov of the run,
-  or of ``--set``; the noise is drawn with ``--seed``). Weight decay is left out of both measurements:
+  or of ``--set``; the noise is drawn with ``--seed``). Weight decay is left out of every measurement:
   they are of the cross-entropy alone, the same function for every optimizer.
 
 ``--json PATH`` also writes every number printed (atomically).
@@ -27,7 +30,7 @@ import os
 import sys
 import types
 
-from analysis.hessian import build_hvp, top_eigenvalues
+from analysis.hessian import build_hvp, filter_scale, top_eigenvalues
 from analysis.local_entropy import build_local_entropy, measure
 from config import config_train
 from data import DataError
@@ -57,7 +60,9 @@ def parse_args(argv):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config_train attribute, e.g. --set batch_size=500 or --set L=20")
     p.add_argument("--flatness", action="store_true",
-                   help="also measure the top Hessian eigenvalues and the local entropy of the training loss")
+                   help="also measure the top Hessian eigenvalues (raw, and filter-normalised: "
+                        "unchanged by rescaling a filter that feeds batch norm, so not a measure of "
+                        "weight norms) and the local entropy of the training loss")
     p.add_argument("--flatness-batch", type=int, default=2048, metavar="N",
                    help="training images in the fixed batch of the flatness measurements (default %(default)s)")
     p.add_argument("--hessian-k", type=int, default=5, metavar="K",
@@ -158,7 +163,8 @@ def run_flatness(sess, f, prefix, k, iters, seed, bn_batches):
     """Restore the model variables of ``prefix`` into the graph of ``build_flatness`` and measure.
 
     Returns {``train_loss``: f(x) on the batch, ``hessian_top``: the k largest Hessian eigenvalues,
-    largest first, ``local_entropy``: analysis.local_entropy.STATS}. The restored weights are left as
+    largest first, ``hessian_top_normalised``: those of the filter-normalised Hessian D H D, from the
+    same Lanczos start, ``local_entropy``: analysis.local_entropy.STATS}. The restored weights are left as
     they were (the probe writes x back after its Langevin steps).
     """
     sess.run(f.init)
@@ -167,8 +173,12 @@ def run_flatness(sess, f, prefix, k, iters, seed, bn_batches):
     images, labels = sess.run(f.batch)
     feed = {f.images: images, f.labels: labels}
     eigenvalues = top_eigenvalues(sess, f.hvp, k=k, iters=iters, seed=seed, feed_dict=feed)
+    # D at the restored weights x: the filter norms of the point measured
+    normalised = top_eigenvalues(sess, f.hvp, k=k, iters=iters, seed=seed, feed_dict=feed,
+                                 scale=filter_scale(sess.run(f.hvp.var_list)))
     return {"train_loss": float(sess.run(f.loss, feed)),
             "hessian_top": [float(e) for e in eigenvalues],
+            "hessian_top_normalised": [float(e) for e in normalised],
             "local_entropy": measure(sess, f.probe, feed)}
 
 
@@ -193,6 +203,8 @@ def flatness_lines(r):
             "hessian top-%d eigenvalues (%d Lanczos steps, %d parameters): %s"
             % (len(r["hessian_top"]), r["hessian_iters"], r["parameters"],
                "  ".join("%.4g" % e for e in r["hessian_top"])),
+            "filter-normalised hessian top-%d eigenvalues (same start and steps): %s"
+            % (len(r["hessian_top_normalised"]), "  ".join("%.4g" % e for e in r["hessian_top_normalised"])),
             "local entropy (L=%d, gamma=%g, langevin_lr=%g, epsilon=%g): |x - mu| %.4g  "
             "mean Langevin loss %.4f  |x - x'| %.4g"
             % (lv["L"], lv["g0"], lv["langevin_lr"], lv["epsilon"], le["x_mu_norm"], le["inner_loss"],

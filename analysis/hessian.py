@@ -7,6 +7,11 @@ NumPy with one ``session.run`` per product. The loss must be a deterministic fun
 (a fixed batch, model in inference mode: no dropout, batch norm reading its moving statistics), or the
 "Hessian" changes between products.
 
+Batch norm makes the raw eigenvalues depend on weight norms: a filter followed by batch norm can be
+scaled by a without changing the function, and its Hessian rows and columns then scale by 1/a. The
+filter-normalised Hessian D H D (``filter_scale``: D multiplies every weight by the norm of its filter)
+is unchanged by such rescalings; ``top_eigenvalues(..., scale=D)`` gives its top eigenvalues.
+
 Memory: Lanczos keeps its basis, ``iters`` float64 vectors of the parameter count (WRN-28-10 with
 iters=30: 36.5 M x 30 x 8 B = 8.8 GB); lower ``iters`` for large models.
 """
@@ -94,18 +99,50 @@ def lanczos(matvec, dim, iters, rng):
     return np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
 
 
-def top_eigenvalues(sess, hvp, k=1, iters=30, seed=0, feed_dict=None):
+def filter_scale(values):
+    """Return the diagonal D of filter normalisation as one flat float64 vector (the layout of H v).
+
+    ``values``: the variables' current values, in ``hvp.var_list`` order. Every entry of a kernel or
+    weight matrix (rank >= 2, output units on the last axis: conv HWIO, dense [in, out]) gets the L2 norm
+    of its output unit's weights, the norm over all axes but the last; biases and batch-norm parameters
+    (rank < 2) get 1. D H D is the Hessian in the coordinates w / |filter| of Li et al.'s filter
+    normalisation (2018), and does not change when a filter feeding batch norm is rescaled.
+    """
+    parts = []
+    for value in values:
+        value = np.asarray(value, np.float64)
+        if value.ndim < 2:
+            parts.append(np.ones(value.size))
+        else:
+            norms = np.sqrt(np.sum(value ** 2, axis=tuple(range(value.ndim - 1)), keepdims=True))
+            parts.append(np.broadcast_to(norms, value.shape).ravel())
+    return np.concatenate(parts)
+
+
+def top_eigenvalues(sess, hvp, k=1, iters=30, seed=0, feed_dict=None, scale=None):
     """Return the ``k`` largest (most positive) Hessian eigenvalues, in decreasing order (float64 array).
 
     ``hvp`` is from ``build_hvp``; ``feed_dict`` holds whatever the loss needs (its fixed batch). The
     estimates are Ritz values of ``iters`` Lanczos steps from a random start drawn with ``seed``: the
     extreme eigenvalues converge first, so iters of a few times k suffices for well-separated top ones;
     with iters >= the parameter count they are exact up to the float precision of the products.
+
+    ``scale``: a flat vector d (e.g. from ``filter_scale``) for the eigenvalues of diag(d) H diag(d)
+    instead, from the same start: (D H D) v = d * H (d * v).
     """
     if not 1 <= k <= hvp.dim:
         raise ValueError("k must be between 1 and the number of parameters (%d), got %r" % (hvp.dim, k))
     if iters < k:
         raise ValueError("iters (%r) must be at least k (%r)" % (iters, k))
+    if scale is not None and np.shape(scale) != (hvp.dim,):
+        raise ValueError("scale must have one entry per parameter (%d), got shape %r"
+                         % (hvp.dim, np.shape(scale)))
     rng = np.random.default_rng(seed)
-    tridiagonal = lanczos(lambda v: hvp.apply(sess, v, feed_dict), hvp.dim, iters, rng)
+
+    def matvec(v):
+        if scale is None:
+            return hvp.apply(sess, v, feed_dict)
+        return scale * hvp.apply(sess, scale * v, feed_dict)
+
+    tridiagonal = lanczos(matvec, hvp.dim, iters, rng)
     return np.linalg.eigvalsh(tridiagonal)[::-1][:k]

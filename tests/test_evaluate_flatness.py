@@ -1,6 +1,7 @@
 """evaluate.py --flatness on a tiny Entropy-SGD run made here: finite numbers, printed and in --json, the
-checkpoint's bytes untouched, deterministic with --seed, the run's Langevin settings unless --set, and a
-training loss on the fixed batch checked against the test evaluation of the very same images."""
+checkpoint's bytes untouched, deterministic with --seed, the run's Langevin settings unless --set, a
+training loss on the fixed batch checked against the test evaluation of the very same images, and a
+filter-normalised Hessian that does not see a rescaling of filters feeding batch norm."""
 import contextlib
 import hashlib
 import io
@@ -8,6 +9,7 @@ import json
 import math
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +18,8 @@ import evaluate
 import train_fixtures as fx
 from data import records
 from data.datasets import FASHION_MNIST_CLASSES
+from tfcompat import tf
+from training import checkpoint_files
 
 FLAT = ["--flatness", "--flatness-batch", "16", "--hessian-k", "2", "--hessian-iters", "6"]
 
@@ -77,6 +81,11 @@ def test_flatness_prints_finite_numbers_and_leaves_the_checkpoint_unchanged(meas
     assert len(printed) == 2 and np.allclose(printed, flat["hessian_top"], rtol=1e-3)
     assert flat["hessian_top"][0] >= flat["hessian_top"][1]
     assert flat["hessian_top"][0] > 0  # a trained network's loss curves upward somewhere
+    normalised = [float(v) for v in lines["filter-normalised"].split(":", 1)[1].split()]
+    assert len(normalised) == 2 and np.allclose(normalised, flat["hessian_top_normalised"], rtol=1e-3)
+    assert flat["hessian_top_normalised"][0] >= flat["hessian_top_normalised"][1]
+    assert flat["hessian_top_normalised"][0] > 0
+    assert not np.allclose(flat["hessian_top_normalised"], flat["hessian_top"], rtol=1e-2)
     numbers = [float(v) for v in re.findall(r"[-+]?\d+\.?\d*(?:e[-+]?\d+)?", lines["local"] + lines["training"])]
     assert numbers and all(math.isfinite(v) for v in numbers)
     for key in ("x_mu_norm", "inner_loss", "x_xprime_norm"):
@@ -100,6 +109,38 @@ def test_flatness_is_deterministic_with_a_seed_and_set_overrides_the_langevin_se
     other = flatness_json(run, tmp_path, "--seed", "1", "--set", "L=3")[0]["flatness"]
     assert other["train_loss"] != first["train_loss"]  # another batch of 16 of the 48 images
     assert other["langevin"]["L"] == 3
+
+
+def rescale_filters(prefix, layer, factors):
+    """Rewrite checkpoint ``prefix`` with the filters of convolution ``layer`` (its kernel's last axis)
+    scaled by ``factors``, and its batch norm's moving mean by ``factors``, moving variance by their squares:
+    the same function in inference mode."""
+    reader = tf.train.load_checkpoint(prefix)
+    values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    values[layer + "/conv/kernel"] *= factors
+    values[layer + "/bn/moving_mean"] *= factors
+    values[layer + "/bn/moving_variance"] *= factors ** 2
+    with tf.Graph().as_default():
+        variables = {name: tf.Variable(value, name="v%d" % i) for i, (name, value) in enumerate(values.items())}
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver(variables).save(sess, prefix, write_meta_graph=False, write_state=False)
+
+
+def test_rescaling_filters_before_batch_norm_moves_the_raw_eigenvalues_only(run, measured, tmp_path):
+    # stage1's 50 filters scaled by 0.5 to 3; batch-norm statistics re-estimated at x (bn_reestimate) or
+    # rescaled with them: the function, so the losses and the normalised eigenvalues, stay the same.
+    folder = tmp_path / "rescaled"
+    shutil.copytree(str(run[0]), str(folder))
+    prefix = checkpoint_files.newest_first(str(folder))[0]
+    assert os.path.basename(prefix) in measured[0]["checkpoint"]
+    rescale_filters(prefix, "model/stage1", np.linspace(0.5, 3.0, 50, dtype=np.float32))
+    rescaled, _ = flatness_json((folder, run[1]), tmp_path)
+    first, other = measured[0]["flatness"], rescaled["flatness"]
+    assert rescaled["test_loss"] == pytest.approx(measured[0]["test_loss"], rel=1e-4)
+    assert other["train_loss"] == pytest.approx(first["train_loss"], rel=1e-4)
+    assert not np.allclose(other["hessian_top"], first["hessian_top"], rtol=0.05)
+    np.testing.assert_allclose(other["hessian_top_normalised"], first["hessian_top_normalised"], rtol=1e-4)
 
 
 def test_bad_flatness_flags_are_one_line_errors(run, capsys):

@@ -41,7 +41,7 @@ class config_train(object):
     weight_decay = 5e-4            # WRN paper
     adam_learning_rate = 1e-3      # Adam (Kingma & Ba): the usual default
 
-    # --- entropy-sgd specific (Entropy-SGD paper, CIFAR-10 settings; design.md section 3) ---
+    # --- entropy-sgd specific (Entropy-SGD paper, CIFAR-10 settings) ---
     L = 20                         # Langevin steps per outer step
     g0 = 0.03                      # gamma_0: initial scope
     g1 = 1e-3                      # gamma_1: scoping, gamma_k = g0 * (1 + g1)^k per outer step
@@ -55,7 +55,7 @@ class config_train(object):
     bn_reestimate = True           # re-estimate batch-norm statistics at x before evaluating (authors' Lua code)
     bn_reestimate_batches = 50     # training batches for that pass
 
-    # --- parle specific (Parle, arXiv 1707.00424: replicas of Entropy-SGD; design.md section 5) ---
+    # --- parle specific (Parle, arXiv 1707.00424: replicas of Entropy-SGD) ---
     replicas = 3                   # n replicas, each on its own data (paper: 3 to 8); L, g0, g1 and the
                                    # esgd_* recipe above apply to every replica
     rho = 0.01                     # rho_0: elastic coupling of each replica to the reference (their mean);

@@ -37,6 +37,7 @@ from data.pipeline import model_key  # noqa: E402
 from models import MODEL_NAMES, get_model  # noqa: E402
 from optimizers import EntropySGD  # noqa: E402
 from tfcompat import tf  # noqa: E402
+from training.trace import traced_op_types  # noqa: E402
 
 VARIANTS = ("entropy", "unfused", "entropy2", "unfused2", "drawn-in", "momentum", "pyloop")
 # Op types left out of the op count: the while_loop's control flow, constants, no-ops, identities, transfers.
@@ -120,22 +121,6 @@ def time_outer_step(sess, op, runs):
     for _ in range(runs):
         sess.run(op)
     return time.perf_counter() - start
-
-
-def traced_op_types(sess, op):
-    """The type of every op one traced run of ``op`` executes, in a list (an op run twice is there twice).
-
-    An op of the graph is listed by its type there, whatever kernel ran it: the kernel library a CPU gets
-    renames some (with oneDNN, Conv2D runs as _MklNativeConv2D), and no test or figure may depend on the
-    CPU. An op that TensorFlow's own passes added (``_XlaRun``, ...) is listed by its traced type.
-    """
-    metadata = tf.RunMetadata()
-    sess.run(op, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
-    graph_types = {o.name: o.type for o in sess.graph.get_operations()}
-    # A GPU trace also lists each kernel under its stream and copies under memcpy: count the op once.
-    return [graph_types.get(node.node_name, node.timeline_label.partition(" = ")[2].partition("(")[0])
-            for dev in metadata.step_stats.dev_stats if not any(w in dev.device for w in ("stream", "memcpy"))
-            for node in dev.node_stats]
 
 
 def ops_per_step(sess, op):

@@ -31,7 +31,7 @@ the published ones compressed to it:
   that run) on its own data stream, 3 effective epochs each: equal gradient evaluations per replica,
   3 times those of the other runs in all. rho0 = 0.01 (config.py's value, the authors' default, not
   scaled by L * n as their code does); rho_scoping = gamma1, so that rho grows with gamma, 6.5-fold over
-  the run (design.md section 5: "rho grows with gamma"); config.py's 1e-3 per step would barely move it
+  the run (the Parle paper scopes rho with gamma); config.py's 1e-3 per step would barely move it
   in 282 outer steps, as for gamma. L = 5 because it is the better Entropy-SGD setting at this budget.
   The replicas run as one process on 3 CPU devices, so a Parle run takes about 3 times as long.
 

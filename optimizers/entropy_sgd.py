@@ -47,7 +47,7 @@ import math
 import numbers
 import zlib
 
-from optimizers.towers import all_finite, average_gradients, skip_bookkeeping
+from optimizers.gradients import all_finite, average_gradients, skip_bookkeeping
 from tfcompat import tf
 
 # Slot names: the parameter-sized buffers this optimizer keeps per variable.

@@ -1,5 +1,5 @@
-"""The NumPy side of the optimizer tests: an independent float64 transcription of Entropy-SGD (issue 3's
-pseudocode, written from the published update, not from the optimizer's code), hand-derived gradients
+"""The NumPy side of the optimizer tests: an independent float64 transcription of Entropy-SGD (the
+pseudocode in optimizers/entropy_sgd.py's docstring, written from the published update, not from the optimizer's code), hand-derived gradients
 of two small models, and the matching TF models over the same fixed batches.
 """
 import numpy as np
@@ -39,7 +39,7 @@ def two_layer_grads(params, batch):
 
 def reference_entropy_sgd(params, batches, grad_fn, steps, learning_rate, L, gamma, scoping, langevin_lr, mu_decay,
                           momentum, nesterov, weight_decay):
-    """Issue 3's pseudocode with epsilon = 0, in float64; returns the weights after `steps` outer steps."""
+    """The pseudocode of Entropy-SGD with epsilon = 0, in float64; returns the weights after `steps` outer steps."""
     x = [p.astype(np.float64) for p in params]
     m = [np.zeros_like(p) for p in x]
     stream = iter(batches)

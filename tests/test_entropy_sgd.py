@@ -1,11 +1,11 @@
-"""EntropySGD against an independent NumPy transcription of the algorithm (issue 3's pseudocode,
+"""EntropySGD against an independent NumPy transcription of the algorithm (the pseudocode,
 in esgd_reference.py: float64, explicit loops, hand-derived gradients of the two test models), on the
 fused and the per-variable inner step; plus the optimizer's contract (batches, update ops, stats, noise
 and its keys, checkpoints, errors)."""
 import numpy as np
 import pytest
 
-from bench.step_cost import traced_op_types
+from training.trace import traced_op_types
 from esgd_reference import (N_BATCHES, build_tf_model, init_params, linear_grads, make_data,
                             reference_entropy_sgd, two_layer_grads)
 from optimizers import EntropySGD

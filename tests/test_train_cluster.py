@@ -1,4 +1,4 @@
-"""train.py as a real TF cluster on 127.0.0.1 (issue 11): one ps and two workers running Parle with
+"""train.py as a real TF cluster on 127.0.0.1: one ps and two workers running Parle with
 LeNet on Fashion-MNIST-shaped records; worker 1 is killed mid-run and restarted. Every process must
 end by itself: each has a hard time limit, so a hang fails the test instead of stalling CI."""
 import json

@@ -1,4 +1,4 @@
-"""Issue 11 in one process on CPU devices: train.py -opt parle --replicas N, and -g N data parallelism."""
+"""Parallel training in one process on CPU devices: train.py -opt parle --replicas N, and -g N data parallelism."""
 import json
 import re
 

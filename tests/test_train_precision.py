@@ -1,4 +1,4 @@
-"""Issue 9 on the CPU: mixed precision (bf16, fp16 with loss scaling) and XLA, through the optimizer,
+"""Speed features on the CPU: mixed precision (bf16, fp16 with loss scaling) and XLA, through the optimizer,
 the training graph and train.py end to end. (Speed is measured by bench/gpu.py, not here.)"""
 import json
 import types
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train_fixtures as fx
-from bench.step_cost import traced_op_types
+from training.trace import traced_op_types
 from config import config_train
 from models import MODEL_NAMES, get_model
 from optimizers import EntropySGD

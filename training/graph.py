@@ -26,7 +26,7 @@ from data.pipeline import normalizer, test_dataset, to_device, train_dataset
 from models import get_model
 from models.layers import BN_DECAY
 from optimizers import EntropySGD, ParleReplica, Replica, parle_step
-from optimizers.towers import all_finite, average_gradients, skip_bookkeeping
+from optimizers.gradients import all_finite, average_gradients, skip_bookkeeping
 from tfcompat import tf
 
 from training import schedule

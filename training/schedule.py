@@ -48,7 +48,7 @@ def learning_rate(global_step, base, decay, boundaries, batch_size, per_step, tr
 def uses_esgd_recipe(s):
     """Return whether settings ``s`` train with Entropy-SGD's own recipe (``esgd_learning_rate``, its
     schedule and ``esgd_weight_decay``): Entropy-SGD with L >= 1, and Parle. With L = 0 Entropy-SGD is
-    plain Nesterov SGD (design.md section 1), so it takes the SGD recipe, not an outer rate of 1."""
+    plain Nesterov SGD (optimizers/entropy_sgd.py), so it takes the SGD recipe, not an outer rate of 1."""
     return s.optimizer == "parle" or (s.optimizer == "entropy-sgd" and s.L >= 1)
 
 

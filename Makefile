@@ -1,17 +1,20 @@
-# make test  : create .venv from requirements-test.txt when missing or stale, run the whole test suite
-#              in TEST_WORKERS processes (pytest-xdist; 2 fits the 2-core CI machine)
+# make test  : create .venv from requirements-test.txt when missing or stale, lint (ruff), run the whole
+#              test suite in TEST_WORKERS processes (pytest-xdist; 2 fits the 2-core CI machine)
+# make test-fast : lint and the tests not marked slow (under 90 s on 2 cores), for the edit loop
 # make train : create .venv from requirements.txt, then a short real Entropy-SGD run on Fashion-MNIST
 PYTHON ?= python3
 VENV   ?= .venv
 TEST_WORKERS ?= 2
 PY     := $(VENV)/bin/python
 
-.PHONY: test train clean-venv
+.PHONY: test test-fast train clean-venv
 
-$(VENV)/.installed: requirements.txt
+# The project installs in editable mode (pyproject.toml): its requirements, and its packages importable
+# from bench/, tests/ and experiments/ without path edits.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
@@ -19,7 +22,13 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	touch $@
 
 test: $(VENV)/.installed-test
+	$(PY) -m ruff check .
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# The edit loop: lint, then every test but the slow ones (end-to-end training, clusters, benchmarks).
+test-fast: $(VENV)/.installed-test
+	$(PY) -m ruff check .
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist when it is (or, as root, can be) installed;
 # otherwise train.py downloads it. A timestamped run name lets `make train` run again.

@@ -19,9 +19,9 @@ variables and slots plus the peak of what its warm-up steps allocated on top of 
 before them (all variants share one allocator, so its raw peak would count the others' weights), "-"
 without a GPU.
 
-    .venv/bin/python bench/gpu.py                   # WRN-28-10, batch 128, L = 5 and 20 (a GPU's job)
-    .venv/bin/python bench/gpu.py --smoke           # LeNet, batch 16, L = 2: under a minute on 2 CPU cores
-    .venv/bin/python bench/gpu.py --depth 16 --width 4 --batch 64 --L 5 --modes fp32 bf16+xla --inputs real
+    .venv/bin/python -m bench.gpu                   # WRN-28-10, batch 128, L = 5 and 20 (a GPU's job)
+    .venv/bin/python -m bench.gpu --smoke           # LeNet, batch 16, L = 2: under a minute on 2 CPU cores
+    .venv/bin/python -m bench.gpu --depth 16 --width 4 --batch 64 --L 5 --modes fp32 bf16+xla --inputs real
 """
 import argparse
 import contextlib
@@ -33,21 +33,20 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.turns import rotations  # noqa: E402
-import config  # noqa: E402
-import models  # noqa: E402
-from data.pipeline import model_key, normalizer  # noqa: E402
-from data.records import write_records  # noqa: E402
-from optimizers import EntropySGD  # noqa: E402
-from tfcompat import tf  # noqa: E402
-from training import schedule  # noqa: E402
-from training.dataset import record_info  # noqa: E402
-from training.devices import local_devices, session_config  # noqa: E402
-from training.graph import baseline_optimizer, build, esgd_arguments  # noqa: E402
-from training.settings import parse_settings  # noqa: E402
-from training.stop import EXIT_STATUS, StopRequest  # noqa: E402
+from bench.turns import rotations
+import config
+import models
+from data.pipeline import model_key, normalizer
+from data.records import write_records
+from optimizers import EntropySGD
+from tfcompat import tf
+from training import schedule
+from training.dataset import record_info
+from training.devices import local_devices, session_config
+from training.graph import baseline_optimizer, build, esgd_arguments
+from training.settings import parse_settings
+from training.stop import EXIT_STATUS, StopRequest
 
 MODES = ("fp32", "bf16", "bf16+xla", "fp32+xla")
 INPUTS = ("real", "synthetic")

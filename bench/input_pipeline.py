@@ -5,24 +5,22 @@ temporary folder, timing the conversion, then times the training pipeline alone 
 crop + flip, uint8 batches of 128, what crosses to the device; the graph normalises them there)
 after a warm-up that includes decoding the split once.
 
-    .venv/bin/python bench/input_pipeline.py [--batches 400] [--rotate 0]
+    .venv/bin/python -m bench.input_pipeline [--batches 400] [--rotate 0]
 
 Synthetic images are blocky noise (8x8 random colours upsampled, plus pixel noise), which PNG
 compresses about as well as real CIFAR photos; ``--noise`` uses pure noise, the worst case for PNG.
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data.pipeline import train_dataset  # noqa: E402
-from data.records import write_records  # noqa: E402
-from tfcompat import tf  # noqa: E402
+from data.pipeline import train_dataset
+from data.records import write_records
+from tfcompat import tf
 
 
 def synthetic_cifar(count, noise, rng):

@@ -19,25 +19,23 @@ says where the fused step's draw is cheaper, inside its XLA cluster or before it
 TF's BFC allocator is used on the CPU too, as it is on a GPU: TF's default CPU allocator maps fresh pages
 for every buffer over 32 MB (the flat vectors are 146 MB for WRN-28-10), which would time page faults.
 
-    python3 bench/langevin_cost.py [--depth 28 --width 10] [--L 5] [--rounds 7]
+    python3 -m bench.langevin_cost [--depth 28 --width 10] [--L 5] [--rounds 7]
 """
 import argparse
 import os
 
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # before TensorFlow loads: see the docstring
 import statistics
-import sys
 import types
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.step_cost import DrawnIn, time_outer_step  # noqa: E402
-from bench.turns import rotations  # noqa: E402
-from models import get_model  # noqa: E402
-from optimizers import EntropySGD  # noqa: E402
-from tfcompat import tf  # noqa: E402
+from bench.step_cost import DrawnIn, time_outer_step
+from bench.turns import rotations
+from models import get_model
+from optimizers import EntropySGD
+from tfcompat import tf
 
 VARIANTS = ("fused", "unfused", "momentum", "draw", "drawn-in")
 

@@ -1,20 +1,17 @@
 """What TensorBoard logging costs the training loop: the time of one write of the train scalars.
 
-    .venv/bin/python bench/bench_train_logging.py [--writes 5000]
+    .venv/bin/python -m bench.bench_train_logging [--writes 5000]
 
 The loop fetches the scalars with the train op (no extra session.run), so a write is all that logging
 adds to a step; compare it with a step's time (the progress line's img/s: the quick start's LeNet
 Entropy-SGD L = 5 step takes about 0.5 s on 2 CPU cores).
 """
 import argparse
-import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from training.events import Events  # noqa: E402
+from training.events import Events
 
 TAGS = ("loss", "accuracy", "learning_rate", "images_per_sec", "effective_epoch",
         "gamma", "inner_loss", "x_mu_norm", "x_xprime_norm")

@@ -5,22 +5,20 @@ every trainable variable, and the batch-norm moving-average updates, on a fixed 
 in a constant (so no input pipeline is timed). Prints one line per model; compare runs only on
 the same machine.
 
-    .venv/bin/python bench/models.py [--batch 32] [--iters 5] [--models wrn,allcnn,lenet] [--precision bf16]
+    .venv/bin/python -m bench.models [--batch 32] [--iters 5] [--models wrn,allcnn,lenet] [--precision bf16]
 """
 import argparse
 import os
-import sys
 import time
 import types
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data.pipeline import model_key  # noqa: E402
-from models import MODEL_NAMES, get_model  # noqa: E402
-from models.layers import PRECISIONS  # noqa: E402
-from tfcompat import tf  # noqa: E402
+from data.pipeline import model_key
+from models import MODEL_NAMES, get_model
+from models.layers import PRECISIONS
+from tfcompat import tf
 
 # The image each family is meant for: CIFAR for WRN and All-CNN, (Fashion-)MNIST for LeNet.
 IMAGE_SHAPES = {"wrn": (32, 32, 3), "allcnn": (32, 32, 3), "lenet": (28, 28, 1)}

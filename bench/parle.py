@@ -16,7 +16,7 @@ devices of one process TensorFlow hands the buffer over without a copy: these ar
 a device boundary and that a GPU or a network link would carry. "input" is the part that is integer
 tensors (the uint8 image and int32 label batches sent to the devices that use them).
 
-    python3 bench/parle.py [--devices 2 3] [--L 5] [--batch 128] [--rounds 5] [--steps 2] [--smoke]
+    python3 -m bench.parle [--devices 2 3] [--L 5] [--batch 128] [--rounds 5] [--steps 2] [--smoke]
 """
 import argparse
 import os
@@ -27,16 +27,15 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.turns import rotations  # noqa: E402
-from config import config_train  # noqa: E402
-from data.datasets import FASHION_MNIST_CLASSES  # noqa: E402
-from data.records import write_records  # noqa: E402
-from models import MODEL_NAMES  # noqa: E402
-from tfcompat import tf  # noqa: E402
-from training import devices, graph, settings  # noqa: E402
-from training.dataset import record_info  # noqa: E402
+from bench.turns import rotations
+from config import config_train
+from data.datasets import FASHION_MNIST_CLASSES
+from data.records import write_records
+from models import MODEL_NAMES
+from tfcompat import tf
+from training import devices, graph, settings
+from training.dataset import record_info
 
 MODES = ("parle", "entropy-sgd", "momentum")
 SEND_OPS = ("_Send", "_HostSend")

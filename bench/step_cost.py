@@ -20,24 +20,22 @@ Variants are measured in turns (each round starting with the next one) and the m
 reported, so background load hits them alike. ``--model``: the small CNN (3 variables, where fusing
 cannot show) and/or models of models/ (``wrn`` is WRN-10-1 here: 25 variables), on synthetic batches.
 
-    python3 bench/step_cost.py [--L 5 20] [--batch 64] [--rounds 7] [--model cnn wrn]
+    python3 -m bench.step_cost [--L 5 20] [--batch 64] [--rounds 7] [--model cnn wrn]
 """
 import argparse
 import os
 import statistics
-import sys
 import time
 import types
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.models import IMAGE_SHAPES  # noqa: E402
-from bench.turns import rotations  # noqa: E402
-from data.pipeline import model_key  # noqa: E402
-from models import MODEL_NAMES, get_model  # noqa: E402
-from optimizers import EntropySGD  # noqa: E402
-from tfcompat import tf  # noqa: E402
-from training.trace import traced_op_types  # noqa: E402
+from bench.models import IMAGE_SHAPES
+from bench.turns import rotations
+from data.pipeline import model_key
+from models import MODEL_NAMES, get_model
+from optimizers import EntropySGD
+from tfcompat import tf
+from training.trace import traced_op_types
 
 VARIANTS = ("entropy", "unfused", "entropy2", "unfused2", "drawn-in", "momentum", "pyloop")
 # Op types left out of the op count: the while_loop's control flow, constants, no-ops, identities, transfers.

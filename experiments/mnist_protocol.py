@@ -1,6 +1,6 @@
 """The Entropy-SGD authors' MNIST protocol, run to the end: Entropy-SGD against SGD and Adam, and Parle.
 
-    .venv/bin/python experiments/mnist_protocol.py [-d fashion-mnist] [--seeds 1 2 3] [--report-only]
+    .venv/bin/python -m experiments.mnist_protocol [-d fashion-mnist] [--seeds 1 2 3] [--report-only]
 
 One command runs the whole study: prepare the data, train every run (seed by seed, so that a partial
 study already compares every configuration), then the flatness of every final model and the tables and
@@ -42,9 +42,9 @@ import os
 import sys
 import time
 
-import runner  # noqa: E402  (puts the repository on sys.path)
-from analysis.events import load_run  # noqa: E402
-from training.schedule import batches_per_step, steps_for_epochs  # noqa: E402
+from experiments import runner
+from analysis.events import load_run
+from training.schedule import batches_per_step, steps_for_epochs
 
 BATCH, EPOCHS, EVAL_EVERY, CHECKPOINT_EVERY = 128, 100, 2, 2
 TRAIN_POINTS_PER_EPOCH = 5
@@ -149,9 +149,10 @@ def train_all(study, runs, dataset, train_size):
         if study.done(name, total):
             continue
         left = time_left(study, runs[i:], train_size)
+        left = "unknown until a run has trained" if left is None else "about " + runner.duration(left)
         study.log.add("[%s] run %d/%d %s from outer step %d of %d; training left: %s"
                       % (time.strftime("%Y-%m-%d %H:%M:%S"), i + 1, len(runs), name, study.checkpoint_step(name),
-                         total, "unknown until a run has trained" if left is None else "about " + runner.duration(left)))
+                         total, left))
         study.train(name, train_flags(c, seed, dataset, train_size), total)
 
 
@@ -265,7 +266,7 @@ def main(argv=None):
     args = parse_args(argv)
     study = runner.Study("mnist-protocol-" + args.dataset)
     study.log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), runner.machine()))
-    study.log.add("# python experiments/mnist_protocol.py %s" % " ".join(argv if argv is not None else sys.argv[1:]))
+    study.log.add("# python -m experiments.mnist_protocol %s" % " ".join(argv if argv is not None else sys.argv[1:]))
     study.stage("prepare-data", ["-m", "data", "--dataset", args.dataset, "--data-dir", study.data])
     with open(os.path.join(study.data, args.dataset, "meta.json")) as f:
         train_size = json.load(f)["train_size"]

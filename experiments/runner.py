@@ -20,12 +20,10 @@ import time
 
 import numpy as np
 
+from analysis.report import write_atomically
+
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXPERIMENTS)
-sys.path.insert(0, REPO)
-
-from analysis.report import write_atomically  # noqa: E402
-
 PYTHON = sys.executable
 # Lines of train.py's output also shown on the console while a stage writes its log (the rest: its log).
 ECHOED = ("eval ", "final ", "error", "resum", "skipped", "warning")

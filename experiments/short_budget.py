@@ -1,12 +1,12 @@
 """Fashion-MNIST, LeNet: SGD with Nesterov momentum vs Entropy-SGD (L = 5, L = 20) vs Parle at equal compute.
 
-    .venv/bin/python experiments/short_budget.py [--epochs 3] [--seeds 1 2 3] [--configs NAME ...]
+    .venv/bin/python -m experiments.short_budget [--epochs 3] [--seeds 1 2 3] [--configs NAME ...]
 
-Trains every configuration for the same number of *effective* epochs (gradient evaluations / 60000;
-for Parle, per replica), for each seed, then draws the comparison (compare.py) and measures the flatness of every final model
-(evaluate.py --flatness). Stages are separate processes of the project's own programs; the commands and
-the wall time of each are logged. Rerunning skips what is complete and resumes (-rl) a run that was cut
-off, so the script can be stopped at any time.
+Trains every configuration for the same number of *effective* epochs (gradient evaluations / 60000; for
+Parle, per replica), for each seed, then draws the comparison (compare.py) and measures the flatness of
+every final model (evaluate.py --flatness). Stages are separate processes of the project's own programs;
+the commands and the wall time of each are logged. Rerunning skips what is complete and resumes (-rl) a
+run that was cut off, so the script can be stopped at any time.
 
 Outputs: experiments/results/short-budget/ (committed: comparison.png, comparison.md, flatness.md,
 log.txt) and experiments/runs/short-budget/ (not committed: datasets, checkpoints, events, flatness
@@ -47,8 +47,8 @@ import os
 import sys
 import time
 
-import runner  # noqa: E402  (puts the repository on sys.path)
-from training.schedule import batches_per_step, steps_for_epochs  # noqa: E402
+from experiments import runner
+from training.schedule import batches_per_step, steps_for_epochs
 
 TRAIN_SIZE, BATCH = 60000, 128
 DECAYS_AT = (0.6, 0.8)         # fractions of the budget where the learning rate is multiplied by 0.2
@@ -157,7 +157,7 @@ def main(argv=None):
     args = parse_args(argv)
     study = runner.Study("short-budget")
     study.log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), runner.machine()))
-    study.log.add("# python experiments/short_budget.py --epochs %g --seeds %s --configs %s%s"
+    study.log.add("# python -m experiments.short_budget --epochs %g --seeds %s --configs %s%s"
                   % (args.epochs, " ".join(map(str, args.seeds)), " ".join(args.configs),
                      " --skip-flatness" if args.skip_flatness else ""))
     start = time.time()

@@ -11,14 +11,12 @@ variables; the others wait for that (``wait_for_chief``). ClusterError -> its me
 exit status 1. With --after-input the process starts its server only after reading a line on stdin:
 a test can have a replacement worker load TensorFlow while the worker it replaces still runs.
 """
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfcompat import tf  # noqa: E402
-from training import cluster  # noqa: E402
+from tfcompat import tf
+from training import cluster
 
 PAUSE = 0.05  # seconds between adds, so that a test can kill a worker in the middle
 

@@ -19,7 +19,7 @@ EXPECTED = {(source, mode, optimizer) for source in ("real", "synthetic") for mo
 
 def smoke_rows():
     """Run bench/gpu.py --smoke; return (stdout, {(input, mode, optimizer): (rate, ratio, vs synthetic, GiB)})."""
-    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "gpu.py"), "--smoke"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "bench.gpu", "--smoke"], cwd=REPO,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
@@ -104,7 +104,7 @@ def test_a_stop_in_the_first_round_leaves_no_samples():
 
 def test_sigint_after_a_round_prints_the_table_of_the_rounds_done():
     rounds = 1000  # far more than can run before the signal
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "bench", "gpu.py"), "--model", "lenet", "--batch", "16",
+    proc = subprocess.Popen([sys.executable, "-m", "bench.gpu", "--model", "lenet", "--batch", "16",
                              "--L", "2", "--rounds", str(rounds), "--evals", "2", "--train-images", "64",
                              "--modes", "fp32", "--inputs", "synthetic"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -15,7 +15,7 @@ def agrees(printed, numerator, denominator, error):
 
 
 def test_runs_on_a_small_model_and_prints_consistent_ratios():
-    out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "langevin_cost.py"), "--depth", "10",
+    out = subprocess.run([sys.executable, "-m", "bench.langevin_cost", "--depth", "10",
                           "--width", "1", "--L", "2", "--rounds", "1"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -1,13 +1,10 @@
 """bench/parle.py: its --smoke run prints a row per mode with positive finite numbers, and its byte
 count of a traced step matches the transfers of a graph built here."""
 import math
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 
-import parle as bench  # noqa: E402
-from tfcompat import tf  # noqa: E402
+from bench import parle as bench
+from tfcompat import tf
 
 
 def test_transfer_bytes_counts_every_crossing_inside_a_loop():

@@ -1,0 +1,85 @@
+"""experiments/: the runner's stage process (one stop signal passed on, output kept), its timings and
+checkpoint reading, and the MNIST protocol's plan and step counts against the authors' arithmetic."""
+import math
+import os
+import signal
+import threading
+
+import pytest
+
+from experiments import mnist_protocol, runner
+
+# A stage that reports each SIGTERM it gets, and exits 143 a second after the first, as train.py does
+# once it has saved.
+CHILD = """
+import signal, sys, time
+got = []
+signal.signal(signal.SIGTERM, lambda *_: got.append(1) or print("got", len(got), flush=True))
+print("ready", flush=True)
+while not got:
+    time.sleep(0.05)
+time.sleep(1.0)
+print("signals", len(got), flush=True)
+sys.exit(143)
+"""
+
+
+def test_a_stage_gets_one_stop_signal_and_its_status_is_returned(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    me, before = os.getpid(), signal.getsignal(signal.SIGTERM)
+    timers = [threading.Timer(delay, os.kill, (me, signal.SIGTERM)) for delay in (1.5, 1.8)]
+    for t in timers:
+        t.start()
+    with open(tmp_path / "out.log", "w") as out:
+        status = runner._run([str(script)], out, "child")
+    for t in timers:
+        t.join()
+    assert status == 143
+    log = (tmp_path / "out.log").read_text().split()
+    assert log == ["ready", "got", "1", "signals", "1"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler in place before the stage is back
+
+
+def test_timings_sum_over_calls_and_survive_a_restart(tmp_path):
+    path = str(tmp_path / "timings.json")
+    t = runner.Timings(path)
+    t.add("a", 10.0, 5)
+    t.add("a", 20.0, 10)
+    t.add("b", 3.0, 0)  # a call that trained nothing: no rate from it
+    again = runner.Timings(path)
+    assert again.seconds("a") == 30.0 and again.seconds("missing") == 0.0
+    assert again.rate(["a", "b"]) == pytest.approx(2.0)
+    assert again.rate(["b"]) is None
+
+
+def test_checkpoint_step_reads_the_state_file(tmp_path):
+    assert runner.checkpoint_step(str(tmp_path)) == 0
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model-2344"\n'
+                                         'all_model_checkpoint_paths: "model-2344"\n')
+    assert runner.checkpoint_step(str(tmp_path)) == 2344
+
+
+def test_cell_is_mean_and_sample_std():
+    assert runner.cell([1.0, 2.0, 3.0], 2) == "2.00 ± 1.00"
+    assert runner.cell([0.5], 3) == "0.500"
+    assert runner.cell([-0.25, -0.75], 2, sign=True) == "-0.50 ± 0.35"
+
+
+def test_protocol_steps_are_the_authors_epochs():
+    # Their Entropy-SGD outer epoch: one pass of outer steps of L = 20 minibatches of 128, 5 of them for
+    # 100 effective epochs; SGD and Adam: 100 passes of minibatches of 128.
+    Config = mnist_protocol.Config
+    esgd = Config("lenet", "esgd", 1)
+    assert mnist_protocol.total_steps(esgd, 60000) == math.ceil(100 * 60000 / (20 * 128)) == 2344
+    assert mnist_protocol.total_steps(Config("mnistfc", "sgd", 1), 60000) == 46875
+    assert mnist_protocol.total_steps(Config("lenet", "sgd", 3), 60000) == 3 * 46875
+
+
+def test_protocol_plan_is_seed_by_seed_then_equal_compute():
+    runs = [mnist_protocol.run_name(c, s) for c, s in mnist_protocol.plan([1, 2, 3])]
+    assert runs[:6] == ["mnistfc-sgd-seed1", "mnistfc-esgd-seed1", "mnistfc-adam-seed1",
+                        "lenet-sgd-seed1", "lenet-esgd-seed1", "lenet-adam-seed1"]
+    assert len(runs) == len(set(runs)) == 18 + 6
+    assert runs[18:] == ["lenet-parle-n3-seed1", "lenet-esgd-x3-seed1", "lenet-sgd-x3-seed1",
+                         "lenet-parle-n3-seed2", "lenet-esgd-x3-seed2", "lenet-sgd-x3-seed2"]

@@ -62,9 +62,9 @@ def first_line(error):
     TensorFlow's op errors run over many lines: "Graph execution error:", where the op was defined,
     "Node: 'NAME'", then the cause, then "[[...]]" locating the op; the cause is what the user needs.
     """
-    lines = [l.strip() for l in str(getattr(error, "message", None) or error).splitlines()]
-    lines = [l for l in lines if l and not l.startswith("[[")]
-    nodes = [i for i, l in enumerate(lines) if l.startswith("Node:")]
+    lines = [line.strip() for line in str(getattr(error, "message", None) or error).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("[[")]
+    nodes = [i for i, line in enumerate(lines) if line.startswith("Node:")]
     if nodes:
         lines = lines[nodes[-1] + 1:]
     return lines[0] if lines else type(error).__name__

@@ -14,8 +14,8 @@ def average_gradients(loss, var_list, loss_scale=None):
     """
     losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
     scale = loss_scale() if loss_scale is not None else None
-    per_tower = [tf.gradients(l * tf.cast(scale, l.dtype) if scale is not None else l, var_list,
-                              colocate_gradients_with_ops=True) for l in losses]
+    per_tower = [tf.gradients(tower * tf.cast(scale, tower.dtype) if scale is not None else tower, var_list,
+                              colocate_gradients_with_ops=True) for tower in losses]
     grads = []
     for tower_grads in zip(*per_tower):
         if any(g is None for g in tower_grads):

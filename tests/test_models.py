@@ -229,10 +229,10 @@ def test_mnistfc_matches_numpy_in_evaluation_mode():
             got = sess.run(logits)
     x = images.reshape(3, -1)
     for i in range(2):
-        bn = lambda part: values["fc%d/bn/%s" % (i, part)]
+        mean, variance, gamma, beta = (values["fc%d/bn/%s" % (i, part)]
+                                       for part in ("moving_mean", "moving_variance", "gamma", "beta"))
         x = x @ values["fc%d/weights" % i]
-        x = (x - bn("moving_mean")) / np.sqrt(bn("moving_variance") + layers.BN_EPSILON) * bn("gamma") + bn("beta")
-        x = np.maximum(x, 0)
+        x = np.maximum((x - mean) / np.sqrt(variance + layers.BN_EPSILON) * gamma + beta, 0)
     expected = x @ values["fc2/weights"] + values["fc2/bias"]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 

@@ -4,6 +4,10 @@ Edit ``config_train`` to change a default, or override one attribute from the co
 ``python3 train.py --set key=value``. Schedules are in *effective epochs* (passes of gradient
 evaluations over the training set): an Entropy-SGD outer step with L Langevin steps counts L batches,
 so every optimizer is compared at equal compute.
+
+Each attribute is a setting declared in training/schema.py (its kind, check, flag and meaning;
+``python3 train.py -h`` lists them all): a new attribute needs its line there too, and train.py refuses
+a ``config_train`` that does not match the schema. The sections below are the schema's groups.
 """
 
 
@@ -31,7 +35,7 @@ class config_train(object):
     gpus = 1                       # -g: data-parallel devices (towers); batch_size is per device
 
     # --- optimizer (SGD / momentum / adam): WRN paper recipe ---
-    optimizer = "entropy-sgd"      # entropy-sgd | sgd | momentum | adam
+    optimizer = "entropy-sgd"      # entropy-sgd | parle | sgd | momentum | adam
     epochs = 200                   # effective epochs (WRN paper: 200)
     learning_rate = 0.1            # WRN paper
     lr_decay = 0.2                 # multiply the rate by this at each lr_epochs entry (WRN paper)

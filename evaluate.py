@@ -37,16 +37,11 @@ from data import DataError
 from data.pipeline import normalizer, train_dataset
 from models import MODEL_NAMES, get_model
 from tfcompat import first_line, tf
-from training import checkpoint_files, checkpoints, evaluation, graph, settings
+from training import checkpoint_files, checkpoints, evaluation, graph, schema, settings
 from training.console import say
 from training.dataset import prepare_records, record_info
 
 PROG = "evaluate.py"
-# What evaluation needs from a run's settings: the model, its size, and where the data is.
-KEYS = ("dataset", "data_dir", "model", "wrn_depth", "wrn_width", "dropout", "data_format", "batch_size",
-        "optimizer", "bn_reestimate", "bn_reestimate_batches", "seed", "augment", "rotate", "precision", "gpus")
-# What the local-entropy estimate takes from a run's settings: its own Langevin loop.
-LANGEVIN_KEYS = ("L", "g0", "langevin_lr", "epsilon", "mu_decay", "momentum", "nesterov")
 
 
 def parse_args(argv):
@@ -54,7 +49,7 @@ def parse_args(argv):
     p = settings.OneLineParser(prog=PROG, description="Print test loss, accuracy and error of a checkpoint "
                                                       "(and, with --flatness, Hessian and local-entropy flatness).")
     p.add_argument("path", help="checkpoint prefix (DIR/model-STEP) or a run directory (or its best/)")
-    p.add_argument("-d", "--dataset", choices=settings.DATASET_NAMES, help="dataset (default: the run's)")
+    p.add_argument("-d", "--dataset", choices=schema.DATASET_NAMES, help="dataset (default: the run's)")
     p.add_argument("-m", "--model", choices=MODEL_NAMES, help="model (default: the run's)")
     p.add_argument("--data-dir", help="where archives and TFRecords live (default: the run's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -81,10 +76,12 @@ def parse_args(argv):
 
 
 def evaluation_settings(parser, args, folder):
-    """Return the settings namespace: config_train, then the run's settings.json, then the flags."""
+    """Return the settings namespace: config_train, then the run's settings.json, then the flags. What is
+    taken from the run: the settings marked EVALUATE (its model, its data and the batch-norm pass) and
+    FLATNESS (the Langevin loop of the local-entropy estimate) in training.schema."""
     values = settings.config_defaults(config_train)
     saved = checkpoints.read_settings(folder) or {}
-    values.update({k: saved[k] for k in KEYS + LANGEVIN_KEYS if k in saved})
+    values.update({k: saved[k] for k in schema.keys(schema.EVALUATE, schema.FLATNESS) if k in saved})
     try:
         settings.apply_overrides(values, args.set)
     except ValueError as e:
@@ -133,7 +130,7 @@ def build_flatness(s, record_dir, batch_size, seed):
 
     def loss_fn():
         """The fixed batch's mean cross-entropy, model in inference mode: a function of the weights only."""
-        logits = model_fn(images, False, info.num_classes, s)
+        logits = model_fn(images, False, info.num_classes, settings.model_settings(s))
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
     known = set(tf.global_variables())
@@ -191,7 +188,7 @@ def measure_flatness(prefix, s, record_dir, args):
             results = run_flatness(sess, f, prefix, args.hessian_k, args.hessian_iters, args.seed,
                                    s.bn_reestimate_batches)
     results.update(batch=args.flatness_batch, seed=args.seed, hessian_iters=args.hessian_iters,
-                   parameters=f.hvp.dim, langevin={k: getattr(s, k) for k in LANGEVIN_KEYS})
+                   parameters=f.hvp.dim, langevin={k: getattr(s, k) for k in schema.keys(schema.FLATNESS)})
     return results
 
 

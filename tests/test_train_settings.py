@@ -3,9 +3,7 @@ import numpy as np
 import pytest
 
 from tfcompat import tf
-from training import schedule, settings
-
-MODELS = ("wrn", "allcnn", "lenet")
+from training import schedule, schema, settings
 
 
 class Config(object):
@@ -54,7 +52,7 @@ class Config(object):
 
 
 def parse(*argv):
-    return settings.parse_settings(list(argv), Config, MODELS)
+    return settings.parse_settings(list(argv), Config)
 
 
 def test_defaults_come_from_config_and_name_is_derived():
@@ -67,7 +65,7 @@ def test_defaults_come_from_config_and_name_is_derived():
 
 def test_the_real_config_parses_and_has_every_setting_used():
     from config import config_train
-    s = settings.parse_settings([], config_train, MODELS)
+    s = settings.parse_settings([], config_train)
     for key in Config.__dict__:
         if not key.startswith("_"):
             assert hasattr(s, key), key
@@ -180,4 +178,4 @@ def test_speed_and_parallel_flags_reach_the_settings():
     # Parle's replicas are Entropy-SGD learners: its recipe, L batches per outer step, epochs per replica
     assert schedule.uses_esgd_recipe(p) and schedule.schedule_settings(p) == (1.0, 0.2, [80, 160])
     assert schedule.batches_per_step("parle", 5) == 5 and schedule.examples_per_batch(p) == 128
-    assert "precision" in settings.RESUME_KEYS and "gpus" in settings.RESUME_KEYS
+    assert {"precision", "gpus"} <= set(schema.keys(schema.RESUME))

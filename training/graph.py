@@ -33,6 +33,7 @@ from training import schedule
 from training.bn import BatchNormReestimator
 from training.checkpoints import Checkpoints
 from training.devices import local_devices
+from training.settings import model_settings
 
 IMAGES_IN_SUMMARY = 4
 # fp16's dynamic loss scale: TF's defaults (start high, halve on overflow, double after 2000 finite steps).
@@ -87,7 +88,7 @@ def evaluation_tower(model_fn, record_dir, s, num_classes):
     sums (loss_sum, correct, count) of the model in evaluation mode, sharing the training weights."""
     iterator = tf.data.make_initializable_iterator(test_dataset(record_dir, s.batch_size))
     images, labels = iterator.get_next()
-    xent, correct = _metrics(model_fn(normalizer(record_dir)(images), False, num_classes, s), labels)
+    xent, correct = _metrics(model_fn(normalizer(record_dir)(images), False, num_classes, model_settings(s)), labels)
     return types.SimpleNamespace(init=iterator.initializer, loss_sum=tf.reduce_sum(xent),
                                  correct=tf.reduce_sum(correct), count=tf.size(labels))
 
@@ -109,7 +110,7 @@ def bn_reestimation(model_fn, record_dir, s, num_classes, moving_vars):
     bn_start = tf.placeholder(tf.int64, [], "bn_start_batch")
     bn_it = _train_iterator(record_dir, s, s.seed + 1, bn_start)
     bn = BatchNormReestimator(normalizer(record_dir)(bn_it.get_next()[0]),
-                              lambda x: model_fn(x, True, num_classes, s, use_dropout=False),
+                              lambda x: model_fn(x, True, num_classes, model_settings(s), use_dropout=False),
                               moving_vars, BN_DECAY)
     bn.init, bn.start_batch = bn_it.initializer, bn_start
     return bn
@@ -149,7 +150,7 @@ class Towers(object):
 
     def _logits(self, images, key):
         """The model in training mode on uint8 ``images``, normalised here, its dropout keyed by ``key``."""
-        return self.model_fn(self.normalize(images), True, self.num_classes, self.s, dropout_key=key)
+        return self.model_fn(self.normalize(images), True, self.num_classes, model_settings(self.s), dropout_key=key)
 
     def _loss(self, xent):
         return _nan_hook(tf.reduce_mean(xent), self.global_step, self.s.debug_nan_at_step)

@@ -1,6 +1,7 @@
 """The NumPy side of the optimizer tests: an independent float64 transcription of Entropy-SGD (the
-pseudocode in optimizers/entropy_sgd.py's docstring, written from the published update, not from the optimizer's code), hand-derived gradients
-of two small models, and the matching TF models over the same fixed batches.
+pseudocode of the published update, as optimizers/entropy_sgd.py's docstring states it, not the
+optimizer's code), hand-derived gradients of two small models, and the matching TF models over the same
+fixed batches.
 """
 import numpy as np
 

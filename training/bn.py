@@ -19,8 +19,8 @@ class BatchNormReestimator(object):
 
     ``images``: a tensor yielding a fresh training batch at each run (from an iterator the caller
     initialises); ``build_training_model(images)`` builds the model with batch norm in training mode
-    (and dropout off), adding the moving-statistic updates (with decay ``decay``) to ``UPDATE_OPS``; they are taken out of the
-    collection here, so no later user of the collection runs them by accident.
+    (and dropout off), adding the moving-statistic updates (with decay ``decay``) to ``UPDATE_OPS``; they
+    are taken out of the collection here, so no later user of the collection runs them by accident.
     """
 
     def __init__(self, images, build_training_model, moving_vars, decay, name="bn_reestimate"):

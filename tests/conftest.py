@@ -27,3 +27,16 @@ def train_process():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# Modules marked slow (``make test-fast`` leaves them out): they train through train.py end to end, run
+# clusters of processes, or run a benchmark. The rest checks the parts against references in seconds.
+SLOW_MODULES = {"test_train_e2e", "test_train_chaos", "test_train_resume_exact", "test_train_failures",
+                "test_train_cluster", "test_train_parallel", "test_train_precision", "test_cluster",
+                "test_bench_gpu", "test_bench_langevin_cost", "test_bench_parle", "test_evaluate_flatness"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -150,6 +150,18 @@ def test_restore_subset_checks_names_and_shapes(tmp_path):
                 checkpoints.restore_subset(sess, prefix, [w])
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_write_json_gives_the_file_the_umasks_mode(tmp_path, umask, mode):
+    # settings.json goes beside the checkpoints, which TF writes with the umask's mode: the same for it.
+    before = os.umask(umask)
+    try:
+        checkpoints.write_json(str(tmp_path / checkpoints.SETTINGS), {"L": 5})
+        assert os.umask(umask) == umask             # reading the umask put it back as it was
+    finally:
+        os.umask(before)
+    assert os.stat(tmp_path / checkpoints.SETTINGS).st_mode & 0o777 == mode
+
+
 def test_write_json_replaces_atomically_and_reads_from_best(tmp_path):
     run_dir = tmp_path / "run"
     checkpoints.write_json(str(run_dir / checkpoints.SETTINGS), {"L": 5})

@@ -1,19 +1,24 @@
-"""``python3 -m data --dataset NAME --data-dir DIR [--url URL] [--archive PATH] [--md5 HEX]``.
+"""``.venv/bin/python -m data --dataset NAME [--data-dir DIR] [--url URL] [--archive PATH] [--md5 HEX]``.
 
-Prints the record folder on success; on failure prints the one-paragraph reason and exits 1.
+``--data-dir`` defaults to config.py's ``data_dir``, the folder train.py reads without its own
+``--data-dir``, so records prepared here are the ones a run finds. Prints the record folder on success;
+on failure prints the one-paragraph reason and exits 1.
 """
 import argparse
 import sys
 
+from config import config_train
 from data import DATASETS, DataError, prepare
 
 
 def _parse(argv):
     """Return the parsed command line."""
-    parser = argparse.ArgumentParser(prog="python3 -m data", description=(
+    parser = argparse.ArgumentParser(prog="python -m data", description=(
         "Download (or take from disk), verify and convert a dataset to TFRecords under DATA_DIR/NAME/."))
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    parser.add_argument("--data-dir", required=True, help="folder for archives and records")
+    parser.add_argument("--data-dir", default=config_train.data_dir,
+                        help="folder for archives and records (default: %(default)s, config.py's data_dir, "
+                             "which train.py reads)")
     parser.add_argument("--url", help="mirror to download from (http, https or file URL; for "
                                       "fashion-mnist the folder URL of the four IDX files)")
     parser.add_argument("--archive", help="archive already on disk (for fashion-mnist: a folder "

@@ -18,7 +18,7 @@ _IMAGES_MAGIC = 2051
 _LABELS_MAGIC = 2049
 _FILE_NAMES = [name for pair in FASHION_MNIST_FILES.values() for name in pair]
 _ADVICE = ("Put the four IDX files (train-images-idx3-ubyte.gz ...) in the data dir, install Debian's "
-           "dataset-fashion-mnist package, or run `python3 -m data --dataset fashion-mnist --data-dir DIR` "
+           "dataset-fashion-mnist package, or run `.venv/bin/python -m data --dataset fashion-mnist` "
            "with --url pointing at a mirror (for instance "
            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/) or --archive naming "
            "a folder that holds them.")

@@ -7,10 +7,29 @@ folder, where a later run reuses it. A file the user named with ``--archive``, D
 folder and files the user put in the data dir are only ever read.
 """
 import os
+import sys
 
 from data import cifar, fashion_mnist, fetch, records
 from data.datasets import DATASETS, FASHION_MNIST_CLASSES
 from data.errors import DataError
+
+
+def _say(text):
+    """Print ``text`` as one line on stderr. Never raises: a closed or full stream (a dead log pipe)
+    must not stop the preparation it describes."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _conversion_line(name, record_dir, reason):
+    """Return the line that announces a conversion: a first one (``reason`` empty), or one that replaces
+    records found incomplete or damaged for ``reason`` (``records.incomplete_reason``), so that a user
+    who sees a run convert again knows why."""
+    if not reason:
+        return f"{name}: converting to TFRecords in {record_dir} (once: later runs read them)"
+    return f"{name}: the records in {record_dir} are incomplete or damaged ({reason}): converting them again"
 
 
 def _kept_source(info, record_dir):
@@ -35,7 +54,8 @@ def _cifar_archive(info, record_dir, downloads, url, archive, md5, progress):
         return kept, []
     # Named as the full command: train.py has no --url/--archive of its own and points here too.
     advice = ("This machine may not reach the host: download the archive elsewhere and run "
-              f"`python3 -m data --dataset {info.name} --data-dir DIR --archive PATH`, or "
+              f"`.venv/bin/python -m data --dataset {info.name} --data-dir {os.path.dirname(record_dir)} "
+              "--archive PATH`, or "
               f"`... --url URL` with a mirror (http, https or file) of {info.archive}.")
     path = fetch.fetch(url or info.url, os.path.join(downloads, info.archive), expected, progress, advice)
     return path, [path]
@@ -102,9 +122,12 @@ def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
     if name not in DATASETS:
         raise DataError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
     record_dir = os.path.join(data_dir, name)
-    if records.is_complete(record_dir, name):
+    reason = records.incomplete_reason(record_dir, name)
+    if reason is None:
         records.verify(record_dir)
         return record_dir
+    if progress:
+        _say(_conversion_line(name, record_dir, reason))
     try:
         os.makedirs(record_dir, exist_ok=True)
     except OSError as e:

@@ -45,14 +45,38 @@ def read_meta(record_dir):
 
 def is_complete(record_dir, name):
     """Return whether ``record_dir`` holds a finished conversion of dataset ``name``."""
+    return incomplete_reason(record_dir, name) is None
+
+
+def incomplete_reason(record_dir, name):
+    """Return None when ``record_dir`` holds a finished conversion of dataset ``name``; else why not, in
+    a few words, or "" when there is nothing of a conversion there (a first conversion, not a repair)."""
     try:
         meta = read_meta(record_dir)
-        if not all(key in meta for key in _META_KEYS):
-            return False
-        return meta["dataset"] == name and all(
-            os.path.getsize(os.path.join(record_dir, f)) == size for f, size in meta["files"].items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    except FileNotFoundError:
+        started = [f for f in (record_path(record_dir, s) for s in SPLITS) if os.path.exists(f)]
+        return f"{META} is missing: a conversion did not finish" if started else ""
+    except (OSError, ValueError) as e:
+        return f"{META} cannot be read ({e})"
+    if not isinstance(meta, dict) or not all(key in meta for key in _META_KEYS):
+        return f"{META} lacks some of {', '.join(_META_KEYS)}"
+    if meta["dataset"] != name:
+        return f"{META} is that of {meta['dataset']}"
+    try:
+        return _size_mismatch(record_dir, meta["files"])
+    except (AttributeError, OSError, TypeError, ValueError):
+        return f"{META} lists its files wrongly"
+
+
+def _size_mismatch(record_dir, files):
+    """Return why a file of ``files`` ({name: byte size}, from meta.json) is not as recorded, else None."""
+    for file_name, size in files.items():
+        path = os.path.join(record_dir, file_name)
+        if not os.path.exists(path):
+            return f"{file_name} is missing"
+        if os.path.getsize(path) != size:
+            return f"{file_name} has {os.path.getsize(path)} bytes where {META} records {size}"
+    return None
 
 
 def _batch_counts(path):

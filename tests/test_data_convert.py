@@ -311,6 +311,51 @@ def test_fashion_mnist_from_idx_files(tmp_path):
     assert open(os.path.join(record_dir, "labels.txt")).read().splitlines()[0] == "0:T-shirt/top"
 
 
+def _write_fashion_mnist_source(directory, n_train=60, n_test=20):
+    """Write the four Fashion-MNIST IDX files, of random images, into ``directory``."""
+    rng = np.random.default_rng(4)
+    os.makedirs(directory, exist_ok=True)
+    for n, names in ((n_train, ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")),
+                     (n_test, ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))):
+        write_idx(str(directory), *names, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n))
+
+
+def test_a_conversion_says_so_and_a_damaged_folder_is_converted_again_with_a_line(tmp_path, capsys):
+    _write_fashion_mnist_source(tmp_path)
+    record_dir = str(tmp_path / "fashion-mnist")
+    prepare("fashion-mnist", str(tmp_path))
+    assert capsys.readouterr().err == (f"fashion-mnist: converting to TFRecords in {record_dir} "
+                                       "(once: later runs read them)\n")
+    prepare("fashion-mnist", str(tmp_path))
+    assert capsys.readouterr().err == ""                      # complete: used as it is, silently
+    os.remove(os.path.join(record_dir, "test.tfrecord"))
+    assert prepare("fashion-mnist", str(tmp_path)) == record_dir
+    assert capsys.readouterr().err == (f"fashion-mnist: the records in {record_dir} are incomplete or damaged "
+                                       "(test.tfrecord is missing): converting them again\n")
+    assert records.is_complete(record_dir, "fashion-mnist")
+    size = os.path.getsize(os.path.join(record_dir, "train.tfrecord"))
+    os.truncate(os.path.join(record_dir, "train.tfrecord"), 100)
+    prepare("fashion-mnist", str(tmp_path))
+    assert f"(train.tfrecord has 100 bytes where meta.json records {size})" in capsys.readouterr().err
+    os.remove(os.path.join(record_dir, records.META))
+    prepare("fashion-mnist", str(tmp_path))
+    assert "(meta.json is missing: a conversion did not finish)" in capsys.readouterr().err
+    prepare("fashion-mnist", str(tmp_path), progress=False)   # a library caller that asked for quiet gets it
+    os.remove(os.path.join(record_dir, "test.tfrecord"))
+    prepare("fashion-mnist", str(tmp_path), progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_data_dir_defaults_to_the_folder_train_py_reads(tmp_path, monkeypatch, capsys):
+    from config import config_train
+    monkeypatch.chdir(tmp_path)
+    _write_fashion_mnist_source(tmp_path / config_train.data_dir)  # found there before Debian's package folder
+    assert cli_main(["--dataset", "fashion-mnist"]) == 0
+    record_dir = os.path.join(config_train.data_dir, "fashion-mnist")
+    assert capsys.readouterr().out == record_dir + "\n"
+    assert records.is_complete(str(tmp_path / record_dir), "fashion-mnist")
+
+
 def test_fashion_mnist_damaged_idx_file_is_a_clear_error(tmp_path):
     images = np.zeros((10, 28, 28), np.uint8)
     write_idx(str(tmp_path), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", images, np.zeros(10))
@@ -328,7 +373,9 @@ def test_cli_failure_is_one_line_and_nonzero(tmp_path):
         timeout=120)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: Could not get cifar-10-python.tar.gz"), result.stderr
+    # What it set out to do, then why it could not: one line each.
+    assert lines[0] == f"cifar10: converting to TFRecords in {tmp_path / 'cifar10'} (once: later runs read them)"
+    assert len(lines) == 2 and lines[1].startswith("error: Could not get cifar-10-python.tar.gz"), result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert _no_records(str(tmp_path))
 

@@ -1,7 +1,9 @@
 """Pieces of the trainer on their own: BN re-estimation, checkpoints, evaluation, progress, stop signals."""
 import io
 import os
+import re
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -148,6 +150,18 @@ def test_restore_subset_checks_names_and_shapes(tmp_path):
                 checkpoints.restore_subset(sess, prefix, [w])
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_write_json_gives_the_file_the_umasks_mode(tmp_path, umask, mode):
+    # settings.json goes beside the checkpoints, which TF writes with the umask's mode: the same for it.
+    before = os.umask(umask)
+    try:
+        checkpoints.write_json(str(tmp_path / checkpoints.SETTINGS), {"L": 5})
+        assert os.umask(umask) == umask             # reading the umask put it back as it was
+    finally:
+        os.umask(before)
+    assert os.stat(tmp_path / checkpoints.SETTINGS).st_mode & 0o777 == mode
+
+
 def test_write_json_replaces_atomically_and_reads_from_best(tmp_path):
     run_dir = tmp_path / "run"
     checkpoints.write_json(str(run_dir / checkpoints.SETTINGS), {"L": 5})
@@ -183,18 +197,84 @@ def test_evaluate_covers_every_example_once():
     assert not evaluation.is_finite(float("inf"))
 
 
-def test_progress_lines_and_time_left():
+def _line_progress(total_steps, steps_per_epoch, images_per_step, log_every=1000):
+    """A Progress writing plain lines to a StringIO; returns (progress, the StringIO)."""
     out = io.StringIO()
-    p = progress.Progress(total_steps=10, steps_per_epoch=4.0, images_per_step=100, log_every=5,
-                          bar=False, stream=out)
+    return progress.Progress(total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                             images_per_step=images_per_step, log_every=log_every, bar=False, stream=out), out
+
+
+def test_progress_lines_and_time_left():
+    p, out = _line_progress(total_steps=10, steps_per_epoch=4.0, images_per_step=100, log_every=5)
     for step in range(1, 11):
-        p.step_done(step, step / 4.0, 0.5, {"loss": 1.25, "accuracy": 0.5})
+        # The first two steps set up the graph: slow, and left out of the mean that "left" uses.
+        p.step_done(step, step / 4.0, 30.0 if step <= progress.SETUP_STEPS else 0.5, {"loss": 1.25, "accuracy": 0.5})
     p.evaluation(10, 2.5, 0.75, 0.8125, 0.8125)
     lines = out.getvalue().splitlines()
     assert lines[0] == "step 5/10  epoch 1.25  loss 1.2500  acc 0.500  200 img/s  left 0:00:03"
-    assert lines[1].startswith("step 10/10") and lines[1].endswith("left 0:00:00")
-    assert lines[2] == "eval step 10  epoch 2.50  test loss 0.7500  acc 0.8125  error 18.75%  (best 0.8125)"
+    assert lines[1].startswith("timing: ")
+    assert lines[2].startswith("step 10/10") and lines[2].endswith("left 0:00:00")
+    assert lines[3] == "eval step 10  epoch 2.50  test loss 0.7500  acc 0.8125  error 18.75%  (best 0.8125)"
     assert progress.format_seconds(3725.4) == "1:02:05"
+
+
+def test_progress_estimates_the_run_once_from_the_steps_after_the_set_up():
+    p, out = _line_progress(total_steps=100, steps_per_epoch=10.0, images_per_step=100)
+    for step in range(1, 21):
+        p.step_done(step, step / 10.0, 10.0 if step <= progress.SETUP_STEPS else 0.5, {"loss": 1.0, "accuracy": 0.5})
+    assert out.getvalue().splitlines() == [
+        "timing: 200 img/s, 0:00:05 per effective epoch: about 0:00:50 for all 10 effective epochs, plus "
+        "evaluations; the first 2 steps (graph set-up) took 0:00:20"]
+    assert len(out.getvalue().splitlines()) == 1 and progress.ESTIMATE_STEPS + progress.SETUP_STEPS < 20
+
+
+def test_progress_estimate_of_a_month_long_cpu_run_comes_after_one_slow_step():
+    # WRN-28-10, Entropy-SGD at L = 20 on CIFAR-10 at 3.6 img/s: one outer step (2560 images) is enough.
+    per_epoch = 50000 / (128 * 20.0)
+    p, out = _line_progress(total_steps=3907, steps_per_epoch=per_epoch, images_per_step=128 * 20)
+    for step in range(1, progress.SETUP_STEPS + 2):
+        p.step_done(step, step / per_epoch, 2560 / 3.6, {"loss": 2.0, "accuracy": 0.1})
+    assert out.getvalue() == ("timing: 3.6 img/s, 3:51:29 per effective epoch: about 32.2 days for all 200.04 "
+                              "effective epochs, plus evaluations; the first 2 steps (graph set-up) took 0:23:42\n")
+    assert progress.format_duration(86400 * 2 - 1) == "1 day, 23:59:59" and progress.format_rate(3.64) == "3.6"
+
+
+def test_progress_estimate_of_a_resumed_run_says_what_is_left():
+    p, out = _line_progress(total_steps=100, steps_per_epoch=10.0, images_per_step=100)
+    for step in range(61, 61 + progress.SETUP_STEPS + progress.ESTIMATE_STEPS):
+        p.step_done(step, step / 10.0, 1.0, {"loss": 1.0, "accuracy": 0.5})
+    assert "about 0:01:40 for all 10 effective epochs (0:00:33 left), plus evaluations" in out.getvalue()
+
+
+def test_progress_says_what_the_long_silent_phases_do_in_lines():
+    p, out = _line_progress(total_steps=4, steps_per_epoch=2.0, images_per_step=10)
+    for step in range(1, 3):
+        with p.running_step():
+            pass
+        p.step_done(step, step / 2.0, 0.1, {"loss": 1.0, "accuracy": 0.5})
+    with p.evaluating(2, bn_batches=50):
+        pass
+    with p.evaluating(4):
+        pass
+    assert out.getvalue().splitlines() == [
+        progress.FIRST_STEP,   # once: only the first step of the process optimises the graph
+        "evaluating at step 2: batch-norm statistics (50 batches), then the test split",
+        "evaluating at step 4: the test split"]
+
+
+def test_progress_spinner_on_a_terminal_goes_when_the_phase_ends():
+    out = io.StringIO()
+    p = progress.Progress(total_steps=4, steps_per_epoch=2.0, images_per_step=10, log_every=1, bar=True, stream=out)
+    with p.evaluating(2, bn_batches=3):
+        assert "evaluating at step 2: batch-norm statistics (3 batches)" in out.getvalue()
+    assert "0:00:00  evaluating at step 2" in out.getvalue()
+    assert not [t for t in threading.enumerate() if t.name == "progress-spinner"]
+    assert out.getvalue().endswith("\r")          # the line is cleared, nothing left after it
+
+
+def _last_drawn(text):
+    """What a terminal shows last on the line of a bar drawn into ``text`` (carriage returns redraw)."""
+    return text.rstrip("\n").split("\r")[-1]
 
 
 def test_progress_bar_mode_draws_a_bar_per_epoch():
@@ -203,9 +283,27 @@ def test_progress_bar_mode_draws_a_bar_per_epoch():
                           bar=True, stream=out)
     for step in range(1, 7):
         p.step_done(step, step / 3.0, 0.1, {"loss": 1.0, "accuracy": 0.5})
+        # The bar shows the step just done, never the one before (no 0.1 s wait before a redraw).
+        shown = _last_drawn(out.getvalue())
+        assert "step %d " % step in shown and "%d/3" % ((step - 1) % 3 + 1) in shown
+    p.evaluation(6, 2.0, 0.5, 0.75, 0.75)
     p.close()
     text = out.getvalue()
     assert "epoch 1" in text and "epoch 2" in text and "3/3" in text
+    # The last bar was full, so it closed before the final evaluation: nothing is drawn after that line.
+    assert text.endswith("eval step 6  epoch 2.00  test loss 0.5000  acc 0.7500  error 25.00%  (best 0.7500)\n")
+
+
+def test_a_tiny_run_prints_the_time_estimate_and_its_phases(tmp_path, data_dir, capsys):
+    steps = progress.SETUP_STEPS + progress.ESTIMATE_STEPS + 1
+    assert fx.run_main(fx.train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", str(steps), "-n", "t")) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[1] == progress.FIRST_STEP
+    timing = [l for l in lines if l.startswith("timing: ")]
+    assert len(timing) == 1 and re.fullmatch(
+        r"timing: [\d.]+ img/s, \d+:\d\d:\d\d per effective epoch: about \d+:\d\d:\d\d for all 1\.33 "
+        r"effective epochs, plus evaluations; the first 2 steps \(graph set-up\) took \d+:\d\d:\d\d", timing[0])
+    assert "evaluating at step 2: the test split" in lines
 
 
 def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():

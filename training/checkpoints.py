@@ -187,12 +187,21 @@ def write_json(path, obj):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600: give it the mode any new file gets
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask():
+    """Return the process's umask. Reading it means setting it, so it is set straight back; meanwhile
+    0077, so that a file another thread creates in that instant is too private rather than too open."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def read_settings(run_dir):

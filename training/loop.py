@@ -96,7 +96,8 @@ class Trainer(object):
             fetches["_images"] = g.image_summary  # the first step's inputs, shown once in TensorBoard
         while step < self.steps.total:
             start = time.time()
-            out = sess.run(fetches)
+            with self.progress.running_step():
+                out = sess.run(fetches)
             seconds = time.time() - start
             step = self.step = step + 1
             self.heartbeat()
@@ -154,7 +155,8 @@ class Trainer(object):
 
     def _evaluate(self, step):
         """Evaluate at ``step``: summaries, the summary line, and a ``best`` checkpoint on a new best."""
-        loss, accuracy = evaluate_at_x(self.sess, self.g, self.s)
+        with self.progress.evaluating(step, self.s.bn_reestimate_batches if self.g.bn is not None else 0):
+            loss, accuracy = evaluate_at_x(self.sess, self.g, self.s)
         self.last_eval = (step, loss, accuracy)
         self.events.test_scalars({"loss": loss, "accuracy": accuracy, "error": 1.0 - accuracy}, step)
         if accuracy > self.best:

@@ -19,6 +19,7 @@ from data import DataError
 from models import MODEL_NAMES
 from tfcompat import first_line, tf
 from training import checkpoint_files, checkpoints, cluster, devices, graph, loop, schedule, settings
+from training.checkpoints import Checkpoints
 from training.console import quiet_exit, say
 from training.dataset import prepare_records, record_info
 from training.errors import RunError
@@ -78,8 +79,9 @@ def start_replicas(sess, g):
         sess.run(g.sync_replicas)
 
 
-def restore_state(sess, g, s, paths, replicas_saved=True):
-    """Initialise, then restore per -rl (everything) or -r (model weights); return the restored step or None.
+def restore_state(sess, g, ckpts, s, paths, replicas_saved=True):
+    """Initialise, then restore per -rl (everything, from the run's Checkpoints ``ckpts``) or -r (model
+    weights); return the restored step or None.
 
     ``replicas_saved``: False for a cluster's chief, whose Parle replica is not in the checkpoint (only
     what lives on the ps is): after -rl it starts again from the restored x̄.
@@ -95,28 +97,28 @@ def restore_state(sess, g, s, paths, replicas_saved=True):
     if not s.resume_latest:
         start_replicas(sess, g)
         return None
-    path, skipped = g.checkpoints.restore_newest(sess)
+    path, skipped = ckpts.restore_newest(sess)
     tried = checkpoints.skipped_text(skipped, paths.ckpt)
     if path is None:
         raise RunError("cannot resume: no checkpoint in %s restores: %s. Start afresh under another -n NAME"
                        % (paths.ckpt, tried))
     if skipped:
         say("%s: skipped %s; resuming from %s" % (PROG, tried, os.path.relpath(path, paths.ckpt)))
-    g.checkpoints.adopt_existing()
-    restore_best(sess, g)
+    ckpts.adopt_existing()
+    restore_best(sess, g, ckpts)
     if not replicas_saved:
         start_replicas(sess, g)
     return int(sess.run(g.global_step))
 
 
-def restore_best(sess, g):
+def restore_best(sess, g, ckpts):
     """Set the best accuracy so far from the best checkpoint (see ``Checkpoints.stored_best``); when that
     cannot be read, keep the value the restored checkpoint holds and say so."""
     try:
-        best = g.checkpoints.stored_best(g.best_accuracy.op.name)
+        best = ckpts.stored_best(g.best_accuracy.op.name)
     except (ValueError, tf.errors.OpError) as e:
         say("%s: cannot read the best accuracy from %s (%s): keeping %.4f from the restored checkpoint"
-            % (PROG, g.checkpoints.best_dir, first_line(e), sess.run(g.best_accuracy)))
+            % (PROG, ckpts.best_dir, first_line(e), sess.run(g.best_accuracy)))
         return
     if best is not None:
         sess.run(g.set_best, {g.best_value: best})
@@ -145,11 +147,12 @@ def train(s, info, record_dir, paths, cfg=None, server=None, heartbeat=None):
     runtime), its server and the call that tells the ps it is alive; None for a single process.
     """
     with tf.Graph().as_default() as tf_graph:
-        g = graph.build(s, info, record_dir, paths.ckpt, cfg)
+        g = graph.build(s, info, record_dir, cfg)
         if cfg is not None and not cfg.is_chief:
             return train_non_chief(s, info, g, tf_graph, cfg, server, heartbeat)
+        ckpts = Checkpoints(paths.ckpt, g.saved_vars, s.keep_checkpoints)
         with _session(g, cfg, server) as sess:
-            restored = restore_state(sess, g, s, paths, replicas_saved=cfg is None)
+            restored = restore_state(sess, g, ckpts, s, paths, replicas_saved=cfg is None)
             tf_graph.finalize()  # the loop adds no ops: any attempt is a bug, caught here
             step = restored or 0
             steps = loop.plan(s, info.train_size, g.per_step)
@@ -158,7 +161,7 @@ def train(s, info, record_dir, paths, cfg=None, server=None, heartbeat=None):
             events = Events(paths.logs, graph=tf_graph, restored_step=step, per_step=g.per_step)
             try:
                 with StopRequest(lambda _: progress.line("stopping after this step (again to abort)")) as stop:
-                    return loop.Trainer(sess, g, s, info.train_size, events, progress, stop, heartbeat).run()
+                    return loop.Trainer(sess, g, ckpts, s, info.train_size, events, progress, stop, heartbeat).run()
             finally:
                 progress.close()
                 events.close()

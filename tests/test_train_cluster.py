@@ -100,7 +100,7 @@ def test_when_the_chief_stops_the_other_worker_and_the_ps_end_with_a_message(sta
     assert ps_status == 0 and "every worker is done" in ps_err, ps_err
 
 
-def test_a_replica_started_from_the_reference_continues_the_runs_scoping(tmp_path, data_dir):
+def test_a_replica_started_from_the_reference_continues_the_runs_scoping(data_dir):
     """A cluster worker's replica (and its scoping counter k) lives on the worker, outside the chief's
     checkpoint: starting it from x̄ sets k to the run's global step, so gamma and rho continue; the
     worker's local variables (what a joining worker initialises) are all on the worker, none on the ps."""
@@ -113,7 +113,7 @@ def test_a_replica_started_from_the_reference_continues_the_runs_scoping(tmp_pat
     s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-opt", "parle", "-L", "2",
                                            "--set", "g1=0.5", "--set", "rho_scoping=0.25"], config_train, MODEL_NAMES)
     with tf.Graph().as_default():
-        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"), cfg)
+        g = graph.build(s, record_info(record_dir), record_dir, cfg)
         local = tf.local_variables()
         assert local and all(tf.DeviceSpec.from_string(v.device).job == "worker" for v in local), local
         with tf.Session(server.target, config=cluster.session_config(cfg)) as sess:

@@ -84,7 +84,7 @@ def test_data_parallel_towers_read_the_whole_batch(tmp_path, data_dir):
     assert all(np.isfinite(v) for _, v in events["loss"])
 
 
-def test_data_parallel_towers_run_on_their_devices(tmp_path, data_dir):
+def test_data_parallel_towers_run_on_their_devices(data_dir):
     """In a traced step of -g 2 (Entropy-SGD: the first inner step, then the Langevin loop), tower t's
     convolutions, matrix products and their gradients run on CPU device t (variable reads stay with the
     variables, on the first)."""
@@ -92,7 +92,7 @@ def test_data_parallel_towers_run_on_their_devices(tmp_path, data_dir):
     s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-g", "2", *ESGD, "-opt", "entropy-sgd"],
                                 config_train, MODEL_NAMES)
     with tf.Graph().as_default():
-        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"))
+        g = graph.build(s, record_info(record_dir), record_dir)
         with tf.Session(config=devices.session_config(g.num_devices)) as sess:
             sess.run(g.init)
             sess.run(g.train_init, {g.start_batch: 0})

@@ -51,7 +51,7 @@ def test_bn_reestimation_in_the_real_graph_runs_without_dropout(tmp_path):
     record_dir = fx.write_tiny_records(tmp_path)
     s = settings.parse_settings(fx.TINY + ["-opt", "entropy-sgd", "-L", "1"], config_train, MODEL_NAMES)
     with tf.Graph().as_default():
-        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "run"))
+        g = graph.build(s, record_info(record_dir), record_dir)
         with tf.Session() as sess:
             sess.run(g.init)
             initial = sess.run(g.bn.moving_vars)

@@ -55,14 +55,14 @@ def _graph_settings(data_dir, *flags):
     return settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir)] + list(flags), config_train, MODEL_NAMES)
 
 
-def test_xla_compiles_the_training_step(data_dir, tmp_path):
+def test_xla_compiles_the_training_step(data_dir):
     """With --xla the model runs in XLA clusters (no plain Conv2D left in the step's trace); without, the
     model's ops run as TF ops and only the fused Langevin arithmetic is an XLA cluster."""
     record_dir = str(data_dir / "fashion-mnist")
     for xla in (False, True):
         s = _graph_settings(data_dir, *ESGD, *(["--xla"] if xla else []))
         with tf.Graph().as_default():
-            g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"))
+            g = graph.build(s, record_info(record_dir), record_dir)
             with tf.Session() as sess:
                 sess.run(g.init)
                 sess.run(g.train_init, {g.start_batch: 0})

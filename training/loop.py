@@ -53,13 +53,13 @@ def evaluate_at_x(sess, g, s):
 class Trainer(object):
     """Runs the outer steps of one session from its current global step to ``steps.total``.
 
-    ``g``: the graph handles; ``s``: settings; ``events``, ``progress``, ``stop``: the run's TensorBoard
-    writers, progress reporter and stop request; ``heartbeat``: called after every step (a cluster
-    worker tells the ps it is alive).
+    ``g``: the TrainingGraph; ``checkpoints``: the run's Checkpoints; ``s``: settings; ``events``,
+    ``progress``, ``stop``: the run's TensorBoard writers, progress reporter and stop request;
+    ``heartbeat``: called after every step (a cluster worker tells the ps it is alive).
     """
 
-    def __init__(self, sess, g, s, train_size, events, progress, stop, heartbeat=None):
-        self.sess, self.g, self.s = sess, g, s
+    def __init__(self, sess, g, checkpoints, s, train_size, events, progress, stop, heartbeat=None):
+        self.sess, self.g, self.checkpoints, self.s = sess, g, checkpoints, s
         self.events, self.progress, self.stop = events, progress, stop
         self.heartbeat = heartbeat or (lambda: None)
         self.train_size = train_size
@@ -115,7 +115,7 @@ class Trainer(object):
         if self.last_eval is None or self.last_eval[0] != step:
             self._evaluate(step)
         if self.g.bn is not None:  # the final checkpoint holds the statistics its evaluation used
-            self.g.checkpoints.save(self.sess, step, again=True)
+            self.checkpoints.save(self.sess, step, again=True)
         self.progress.line("final test accuracy %.4f (error %.2f%%) at step %d, effective epoch %.2f"
                            % (self.last_eval[2], 100.0 * (1.0 - self.last_eval[2]), step, self.epoch(step)))
         return 0
@@ -147,7 +147,7 @@ class Trainer(object):
         if (evaluate or save) and not self.sess.run(self.g.weights_finite):
             return self._diverged(step, "weights", values)
         if save:
-            self.g.checkpoints.save(self.sess, step)
+            self.checkpoints.save(self.sess, step)
         if evaluate:
             self._evaluate(step)
         return None
@@ -160,7 +160,7 @@ class Trainer(object):
         if accuracy > self.best:
             self.best = accuracy
             self.sess.run(self.g.set_best, {self.g.best_value: accuracy})
-            self.g.checkpoints.save_best(self.sess, step)
+            self.checkpoints.save_best(self.sess, step)
         self.progress.evaluation(step, self.epoch(step), loss, accuracy, self.best)
 
     def _diverged(self, step, what, values):
@@ -168,7 +168,7 @@ class Trainer(object):
         anything; returns NAN_STATUS."""
         self.progress.close()
         bad = ", ".join("%s=%s" % (k, v) for k, v in sorted(values.items()))
-        latest = self.g.checkpoints.latest()
+        latest = self.checkpoints.latest()
         self.progress.line(
             "error: the %s became NaN or infinite at step %d (%s). Training stopped; nothing was saved "
             "after the last good checkpoint (%s). Lower the learning rate or check the data, then restart "
@@ -183,11 +183,11 @@ class Trainer(object):
         saved = None
         if save and self.step > self.first_step and self.sess.run(self.g.weights_finite):
             try:
-                saved = self.g.checkpoints.save(self.sess, self.step) or self.g.checkpoints.latest()
+                saved = self.checkpoints.save(self.sess, self.step) or self.checkpoints.latest()
             except WriteFailed as e:
                 problem, advice = str(e), WRITE_ADVICE
         outcome = ("saved %s" % saved if saved else
-                   "the last checkpoint is %s" % (self.g.checkpoints.latest() or "none yet"))
+                   "the last checkpoint is %s" % (self.checkpoints.latest() or "none yet"))
         self.progress.line("error: %s at step %d; %s. %s" % (problem, self.step, outcome, advice))
         return FAILED_STATUS
 
@@ -197,7 +197,7 @@ class Trainer(object):
         self.progress.close()
         if not self.sess.run(self.g.weights_finite):
             return self._diverged(step, "weights", values)
-        path = self.g.checkpoints.save(self.sess, step) or self.g.checkpoints.latest()
+        path = self.checkpoints.save(self.sess, step) or self.checkpoints.latest()
         self.progress.line("stopped by signal %d at step %d (effective epoch %.2f); saved %s. "
                            "Continue with -rl." % (self.stop.signal, step, self.epoch(step), path))
         return EXIT_STATUS[self.stop.signal]

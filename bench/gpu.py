@@ -45,10 +45,11 @@ from tfcompat import tf  # noqa: E402
 from training import schedule  # noqa: E402
 from training.dataset import record_info  # noqa: E402
 from training.devices import local_devices, session_config  # noqa: E402
+from training.exits import EXIT_STATUS  # noqa: E402
 from training.graph import build  # noqa: E402
 from training.optimizer_args import baseline_optimizer, esgd_arguments  # noqa: E402
 from training.settings import parse_settings  # noqa: E402
-from training.stop import EXIT_STATUS, StopRequest  # noqa: E402
+from training.stop import StopRequest  # noqa: E402
 
 MODES = ("fp32", "bf16", "bf16+xla", "fp32+xla")
 INPUTS = ("real", "synthetic")

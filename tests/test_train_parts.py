@@ -10,7 +10,7 @@ import train_fixtures as fx
 from config import config_train
 from models import MODEL_NAMES
 from tfcompat import tf
-from training import checkpoints, console, evaluation, graph, progress, settings, stop
+from training import checkpoints, console, evaluation, exits, graph, progress, settings, stop
 from training.bn import BatchNormReestimator
 from training.dataset import record_info
 from training.events import Events
@@ -218,7 +218,8 @@ def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)    # a second signal aborts
     assert signal.getsignal(signal.SIGTERM) is before
-    assert stop.EXIT_STATUS[signal.SIGTERM] == 143 and stop.EXIT_STATUS[signal.SIGINT] == 130
+    assert exits.EXIT_STATUS[signal.SIGTERM] == exits.TERMINATED == 143
+    assert exits.EXIT_STATUS[signal.SIGINT] == exits.INTERRUPTED == 130
 
 
 def test_safe_stream_drops_what_it_cannot_write_and_never_raises():

@@ -8,7 +8,8 @@ weights, 2 bad flags, 130/143 stopped by Ctrl-C/SIGTERM after saving.
 One process per run: both folders are locked while it runs (training.lock). Every start first puts
 right what a killed save left in the checkpoint folder (training.checkpoint_files.tidy); a start without
 -rl is refused where any checkpoint is, intact or not; -rl resumes from the newest save that restores.
-The run itself is training.run's; this file reads the flags.
+The run itself is training.run's; this file reads the flags, which is why TensorFlow is loaded only
+after them: ``-h`` and a bad flag answer at once.
 """
 import signal
 import sys
@@ -17,7 +18,6 @@ from config import config_train
 from models import MODEL_NAMES
 from training import exits, settings
 from training.console import PROG, quiet_exit, say
-from training.run import run
 from training.stop import Terminated, terminate_as_exception
 
 
@@ -29,7 +29,9 @@ def main(argv=None):
     """
     try:
         with terminate_as_exception():
-            return run(settings.parse_settings(argv, config_train, MODEL_NAMES))
+            s = settings.parse_settings(argv, config_train, MODEL_NAMES)
+            from training.run import run  # loads TensorFlow: only once the flags are read
+            return run(s)
     except (KeyboardInterrupt, Terminated) as e:
         say("%s: interrupted; checkpoints saved before now are kept" % PROG)
         return exits.EXIT_STATUS[signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT]

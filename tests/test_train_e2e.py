@@ -42,9 +42,9 @@ def test_each_optimizer_trains_and_writes_checkpoints_and_events(tmp_path, data_
     for events in (train_events, test_events):
         for tag, points in events.items():
             assert all(np.isfinite(v) for _, v in points), tag
-    assert [s for s, _ in train_events["loss"]] == [1, 2, 3]
-    assert fx.image_tags(str(tmp_path / "tb" / "r" / "train"))
     per_step = 2 if opt == "entropy-sgd" else 1
+    assert [s for s, _ in train_events["loss"]] == [per_step * k for k in (1, 2, 3)]  # gradient evaluations
+    assert fx.image_tags(str(tmp_path / "tb" / "r" / "train"))
     np.testing.assert_allclose([v for _, v in train_events["effective_epoch"]],
                                [k * per_step * 8 / fx.TRAIN_SIZE for k in (1, 2, 3)], rtol=1e-6)
     accuracy = dict(test_events["accuracy"])
@@ -70,7 +70,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, data_dir, 
     for name in whole:
         np.testing.assert_array_equal(whole[name], split[name], err_msg=name)
     train_events = fx.scalar_events(str(tmp_path / "tb" / "split" / "train"))
-    assert [s for s, _ in train_events["loss"]] == [1, 2, 3, 4, 5]      # no gap, no duplicate
+    assert [s for s, _ in train_events["loss"]] == [2, 4, 6, 8, 10]  # L = 2 per outer step: no gap, no duplicate
     whole_events = fx.scalar_events(str(tmp_path / "tb" / "whole" / "train"))
     for tag in ("loss", "effective_epoch", "gamma", "x_mu_norm"):
         np.testing.assert_allclose([v for _, v in train_events[tag]], [v for _, v in whole_events[tag]],

@@ -37,7 +37,7 @@ from data import DataError
 from data.pipeline import normalizer, train_dataset
 from models import MODEL_NAMES, get_model
 from tfcompat import first_line, tf
-from training import checkpoint_files, checkpoints, evaluation, graph, schema, settings
+from training import checkpoint_files, checkpoints, evaluation, evaluation_graph, schema, settings
 from training.console import say
 from training.dataset import prepare_records, record_info
 
@@ -100,10 +100,10 @@ def evaluate_checkpoint(prefix, s, record_dir):
     info = record_info(record_dir)
     model_fn = get_model(s.model)
     with tf.Graph().as_default():
-        test = graph.evaluation_tower(model_fn, record_dir, s, info.num_classes)
+        test = evaluation_graph.evaluation_tower(model_fn, record_dir, s, info.num_classes)
         model_vars = tf.global_variables()
         moving_vars = [v for v in model_vars if v not in tf.trainable_variables()]
-        bn = graph.bn_reestimation(model_fn, record_dir, s, info.num_classes, moving_vars)
+        bn = evaluation_graph.bn_reestimation(model_fn, record_dir, s, info.num_classes, moving_vars)
         with tf.Session() as sess:
             checkpoints.restore_subset(sess, prefix, model_vars)
             sess.run(tf.local_variables_initializer())
@@ -138,8 +138,8 @@ def build_flatness(s, record_dir, batch_size, seed):
     model_vars = [v for v in tf.global_variables() if v not in known]
     weights = [v for v in model_vars if v in set(tf.trainable_variables())]
     # the same batch-norm statistics as the test metrics: re-estimated at x for Entropy-SGD runs
-    bn = graph.bn_reestimation(model_fn, record_dir, s, info.num_classes,
-                               [v for v in model_vars if v not in weights])
+    bn = evaluation_graph.bn_reestimation(model_fn, record_dir, s, info.num_classes,
+                                          [v for v in model_vars if v not in weights])
     hvp = build_hvp(loss, weights)
     probe = build_local_entropy(loss_fn, weights, L=s.L, gamma=s.g0, langevin_lr=s.langevin_lr,
                                 epsilon=s.epsilon, mu_decay=s.mu_decay, momentum=s.momentum,

@@ -19,9 +19,9 @@ variables and slots plus the peak of what its warm-up steps allocated on top of 
 before them (all variants share one allocator, so its raw peak would count the others' weights), "-"
 without a GPU.
 
-    .venv/bin/python -m bench.gpu                   # WRN-28-10, batch 128, L = 5 and 20 (a GPU's job)
-    .venv/bin/python -m bench.gpu --smoke           # LeNet, batch 16, L = 2: under a minute on 2 CPU cores
-    .venv/bin/python -m bench.gpu --depth 16 --width 4 --batch 64 --L 5 --modes fp32 bf16+xla --inputs real
+    .venv/bin/python bench/gpu.py                   # WRN-28-10, batch 128, L = 5 and 20 (a GPU's job)
+    .venv/bin/python bench/gpu.py --smoke           # LeNet, batch 16, L = 2: under a minute on 2 CPU cores
+    .venv/bin/python bench/gpu.py --depth 16 --width 4 --batch 64 --L 5 --modes fp32 bf16+xla --inputs real
 """
 import argparse
 import contextlib
@@ -44,9 +44,11 @@ from tfcompat import tf
 from training import schedule
 from training.dataset import record_info
 from training.devices import local_devices, session_config
-from training.graph import baseline_optimizer, build, esgd_arguments
+from training.exits import EXIT_STATUS
+from training.graph import build
+from training.optimizer_args import baseline_optimizer, esgd_arguments
 from training.settings import parse_settings
-from training.stop import EXIT_STATUS, StopRequest
+from training.stop import StopRequest
 
 MODES = ("fp32", "bf16", "bf16+xla", "fp32+xla")
 INPUTS = ("real", "synthetic")
@@ -77,7 +79,7 @@ def synthetic_step(s, info, record_dir):
     """The training step of settings ``s`` on one constant uint8 batch in device memory, normalised there.
 
     Same model, optimizer arguments, weight decay (Entropy-SGD's own argument; classic L2 for momentum,
-    as training.graph adds it) and XLA scope as ``training.graph.build``; the learning rate is its base
+    as training.model_step adds it) and XLA scope as ``training.graph.build``; the learning rate is its base
     value (the schedule's few scalar ops cost nothing). Every Langevin step sees the same batch."""
     rng = np.random.RandomState(0)
     with tf.device(local_devices(1)[0]):
@@ -105,7 +107,7 @@ def synthetic_step(s, info, record_dir):
 class Variant(object):
     """One optimizer, mode and input: its graph, session and train op, and how to time it."""
 
-    def __init__(self, args, optimizer, L, mode, source, record_dir, run_dir):
+    def __init__(self, args, optimizer, L, mode, source, record_dir):
         self.optimizer, self.L, self.mode, self.source = optimizer, L, mode, source
         s = settings(args, optimizer, L, mode, os.path.dirname(record_dir))
         info = record_info(record_dir)
@@ -116,7 +118,7 @@ class Variant(object):
         graph = tf.Graph()
         with graph.as_default():
             if source == "real":
-                g = build(s, info, record_dir, run_dir)
+                g = build(s, info, record_dir)
                 self.op, init, devices = g.train_op, g.init, g.num_devices
             else:
                 self.op = synthetic_step(s, info, record_dir)
@@ -228,7 +230,7 @@ def main():
     gpu = bool(tf.config.list_physical_devices("GPU"))
     with StopRequest() as stop, tempfile.TemporaryDirectory(prefix="bench_gpu_") as tmp:
         record_dir = write_synthetic_records(tmp, args.train_images, max(args.batch, args.train_images // 10))
-        variants = [Variant(args, optimizer, L, mode, source, record_dir, os.path.join(tmp, "run"))
+        variants = [Variant(args, optimizer, L, mode, source, record_dir)
                     for source in args.inputs for mode in args.modes
                     for optimizer, L in [("momentum", 0)] + [("entropy-sgd", L) for L in args.L]
                     if not stop.requested]

@@ -69,12 +69,12 @@ def gradient_evaluations(s):
 class Variant(object):
     """One mode on ``n`` devices: its graph, an initialised session, and ``step()``: one outer step."""
 
-    def __init__(self, mode, n, L, batch, record_dir, run_dir):
+    def __init__(self, mode, n, L, batch, record_dir):
         self.mode, self.n = mode, n
         self.s = mode_settings(mode, n, L, batch, os.path.dirname(record_dir))
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self.g = graph.build(self.s, record_info(record_dir), record_dir, run_dir)
+            self.g = graph.build(self.s, record_info(record_dir), record_dir)
             self.sess = tf.Session(config=devices.session_config(self.g.num_devices))
             self.sess.run(self.g.init)
             self.sess.run(self.g.train_init, {self.g.start_batch: 0})
@@ -180,7 +180,7 @@ def main(argv=None):
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_parle_") as tmp:
         record_dir = write_data(tmp, train_size=max(args.devices) * args.batch * 4, test_size=args.batch)
-        variants = [Variant(mode, n, args.L, args.batch, record_dir, os.path.join(tmp, "run_%s_%d" % (mode, n)))
+        variants = [Variant(mode, n, args.L, args.batch, record_dir)
                     for n in args.devices for mode in MODES]
         seconds = measure(variants, args.rounds, args.steps)
         exchanged = {v: v.exchanged_bytes() for v in variants}

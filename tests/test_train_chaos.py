@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 import train_fixtures as fx
+from training import exits
 
 # LeNet (dropout 0.5) with Langevin noise: every random draw must resume exactly. A save every step, an
 # evaluation every 4.
@@ -27,7 +28,7 @@ def has_checkpoint(run):
 
 def test_sigkill_at_random_moments_then_resume_ends_at_the_uninterrupted_weights(tmp_path, data_dir, train_process):
     args = fx.train_args(tmp_path, data_dir, *CHAOS)
-    assert fx.run_main(args + ["-n", "calm"]) == 0
+    assert fx.run_main(args + ["-n", "calm"]) == exits.DONE
     run = tmp_path / "ckpt" / "chaos"
     rng = random.Random(20261129)  # fixed: a failure can be replayed
     for _ in range(KILLS):
@@ -43,7 +44,7 @@ def test_sigkill_at_random_moments_then_resume_ends_at_the_uninterrupted_weights
         child.wait()
     finish = train_process(args + ["-n", "chaos"] + (["-rl"] if has_checkpoint(run) else []))
     _, err = finish.communicate(timeout=LIMIT)
-    assert finish.returncode == 0, err
+    assert finish.returncode == exits.DONE, err
     reference = fx.checkpoint_values(str(tmp_path / "ckpt" / "calm" / "model-40"))
     resumed = fx.checkpoint_values(str(run / "model-40"))
     assert set(resumed) == set(reference)

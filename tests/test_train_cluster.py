@@ -12,7 +12,7 @@ import train_fixtures as fx
 from config import config_train
 from models import MODEL_NAMES
 from tfcompat import tf
-from training import cluster, graph, settings
+from training import cluster, exits, graph, settings
 from training.dataset import record_info
 
 LIMIT = 240  # seconds any one process may take on a busy 2-core machine (they take ~10-30 s)
@@ -63,9 +63,9 @@ def test_ps_and_two_workers_train_parle_and_survive_a_worker_restart(tmp_path, s
     chief_status, chief_err = finish(chief)
     worker_status, worker_err = finish(restarted)
     ps_status, ps_err = finish(ps)
-    assert chief_status == 0, chief_err
-    assert worker_status == 0, worker_err
-    assert ps_status == 0 and "every worker is done" in ps_err, ps_err
+    assert chief_status == exits.DONE, chief_err
+    assert worker_status == exits.DONE, worker_err
+    assert ps_status == exits.DONE and "every worker is done" in ps_err, ps_err
     assert "final test accuracy" in chief_err
     assert "worker 1: training replica 1 of 2 from step" in worker_err
     assert "step " in worker_err.split("training replica")[1]  # the restarted worker trained too
@@ -95,12 +95,12 @@ def test_when_the_chief_stops_the_other_worker_and_the_ps_end_with_a_message(sta
     chief_status, _ = finish(chief)
     worker_status, worker_err = finish(worker)
     ps_status, ps_err = finish(ps)
-    assert chief_status == 128 + signal.SIGTERM
-    assert worker_status == 1 and "the chief's step has stayed at" in worker_err, worker_err
-    assert ps_status == 0 and "every worker is done" in ps_err, ps_err
+    assert chief_status == exits.TERMINATED
+    assert worker_status == exits.FAILED and "the chief's step has stayed at" in worker_err, worker_err
+    assert ps_status == exits.DONE and "every worker is done" in ps_err, ps_err
 
 
-def test_a_replica_started_from_the_reference_continues_the_runs_scoping(tmp_path, data_dir):
+def test_a_replica_started_from_the_reference_continues_the_runs_scoping(data_dir):
     """A cluster worker's replica (and its scoping counter k) lives on the worker, outside the chief's
     checkpoint: starting it from x̄ sets k to the run's global step, so gamma and rho continue; the
     worker's local variables (what a joining worker initialises) are all on the worker, none on the ps."""
@@ -113,7 +113,7 @@ def test_a_replica_started_from_the_reference_continues_the_runs_scoping(tmp_pat
     s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-opt", "parle", "-L", "2",
                                            "--set", "g1=0.5", "--set", "rho_scoping=0.25"], config_train, MODEL_NAMES)
     with tf.Graph().as_default():
-        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"), cfg)
+        g = graph.build(s, record_info(record_dir), record_dir, cfg)
         local = tf.local_variables()
         assert local and all(tf.DeviceSpec.from_string(v.device).job == "worker" for v in local), local
         with tf.Session(server.target, config=cluster.session_config(cfg)) as sess:

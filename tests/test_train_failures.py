@@ -14,6 +14,7 @@ import pytest
 
 import evaluate
 import train_fixtures as fx
+from training import exits
 
 LIMIT = 180  # seconds any one child process may take
 # Momentum on WRN-10-1 without noise or dropout: quick, and runs that should agree agree bit for bit.
@@ -70,7 +71,7 @@ def test_ctrl_c_saves_the_final_checkpoint_whatever_stdout_and_stderr_are(tmp_pa
             time.sleep(0.1)
         time.sleep(2)  # the stop handler is installed right after the event files; let a few steps run
     child.send_signal(signal.SIGINT)
-    assert child.wait(timeout=LIMIT) == 130
+    assert child.wait(timeout=LIMIT) == exits.INTERRUPTED
     run = tmp_path / "ckpt" / "pipe"
     steps = saved_steps(run)
     assert len(steps) == 1 and steps[0] >= 1  # the stop's own save: no periodic save was due
@@ -78,16 +79,16 @@ def test_ctrl_c_saves_the_final_checkpoint_whatever_stdout_and_stderr_are(tmp_pa
 
 
 def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir, capsys):
-    assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--max-steps", "10")) == 0
+    assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--max-steps", "10")) == exits.DONE
     args = run_args(tmp_path, data_dir, "hurt")
-    assert fx.run_main(args + ["--max-steps", "6"]) == 0
+    assert fx.run_main(args + ["--max-steps", "6"]) == exits.DONE
     run = tmp_path / "ckpt" / "hurt"
     assert saved_steps(run) == [4, 6]
     data = next(run.glob("model-6.data-*"))
     data.write_bytes(data.read_bytes()[:-100])  # cut short, as by a full disk or a partial copy
     capsys.readouterr()
     # A fresh start is refused (it would overwrite the run), damaged checkpoint or not.
-    assert fx.run_main(args + ["--max-steps", "8"]) == 1
+    assert fx.run_main(args + ["--max-steps", "8"]) == exits.FAILED
     assert "already holds checkpoints: continue it with -rl" in last_line(capsys.readouterr().err)
     # evaluate.py takes the newest checkpoint that reads, and says which it skipped
     assert evaluate.main([str(run), "--data-dir", str(data_dir)]) == 0
@@ -97,7 +98,7 @@ def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir
     assert evaluate.main([str(run / "model-6"), "--data-dir", str(data_dir)]) == 1
     assert "cannot read the checkpoint at %s: model-6 (" % (run / "model-6") in last_line(capsys.readouterr().err)
     # -rl resumes from model-4 and ends where an uninterrupted run ends
-    assert fx.run_main(args + ["--max-steps", "8", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "8", "-rl"]) == exits.DONE
     err = capsys.readouterr().err
     assert "skipped model-6 (" in err and "; resuming from model-4" in err
     assert_same_weights(run / "model-8", tmp_path / "ckpt" / "ref" / "model-8")
@@ -105,19 +106,19 @@ def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir
     (run / "model-8.index").unlink()
     assert evaluate.main([str(run), "--data-dir", str(data_dir)]) == 0
     assert "skipped model-8 (its .index file is missing)" in capsys.readouterr().err
-    assert fx.run_main(args + ["--max-steps", "10", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "10", "-rl"]) == exits.DONE
     assert "skipped model-8 (its .index file is missing); resuming from model-6" in capsys.readouterr().err
     assert_same_weights(run / "model-10", tmp_path / "ckpt" / "ref" / "model-10")
     assert saved_steps(run) == [8, 10]  # the damaged saves were replaced or rotated out
     # best/ damaged: the best accuracy so far comes from the checkpoint resumed, and one line says so
     for data in (run / "best").glob("model-*.data-*"):
         data.write_bytes(b"")
-    assert fx.run_main(args + ["--max-steps", "11", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "11", "-rl"]) == exits.DONE
     assert "cannot read the best accuracy from %s (" % (run / "best") in capsys.readouterr().err
     # settings.json cut short (a partial copy): one line each, saying what to do
     settings = run / "settings.json"
     settings.write_text(settings.read_text()[:30])
-    assert fx.run_main(args + ["--max-steps", "13", "-rl"]) == 1
+    assert fx.run_main(args + ["--max-steps", "13", "-rl"]) == exits.FAILED
     assert "settings.json is damaged (" in last_line(capsys.readouterr().err)
     assert evaluate.main([str(run), "--data-dir", str(data_dir)]) == 1
     assert "settings.json is damaged (" in last_line(capsys.readouterr().err)
@@ -126,25 +127,25 @@ def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir
 def test_a_run_killed_before_its_first_periodic_save_resumes_from_best(tmp_path, data_dir, capsys):
     # An evaluation every 2 steps, periodic saves every 100 epochs: until the end only best/ holds saves.
     args = run_args(tmp_path, data_dir, "early", "--set", "checkpoint_every=100", "--set", "eval_every=0.34")
-    assert fx.run_main(args + ["--max-steps", "4"]) == 0
+    assert fx.run_main(args + ["--max-steps", "4"]) == exits.DONE
     run = tmp_path / "ckpt" / "early"
     for path in list(run.glob("model-4.*")) + [run / "checkpoint"]:
         path.unlink()  # as if killed before the final save
     best = saved_steps(run / "best")
     assert len(best) == 1
-    assert fx.run_main(args + ["--max-steps", "4"]) == 1  # a fresh start would overwrite best/
+    assert fx.run_main(args + ["--max-steps", "4"]) == exits.FAILED  # a fresh start would overwrite best/
     assert "already holds checkpoints" in last_line(capsys.readouterr().err)
-    assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == exits.DONE
     assert "resuming early: step %d of 6" % best[0] in capsys.readouterr().err
     assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--set", "checkpoint_every=100", "--set",
-                                "eval_every=0.34", "--max-steps", "6")) == 0
+                                "eval_every=0.34", "--max-steps", "6")) == exits.DONE
     assert_same_weights(run / "model-6", tmp_path / "ckpt" / "ref" / "model-6")
 
 
 def test_checkpoints_and_events_may_share_one_folder(tmp_path, data_dir):
     args = run_args(tmp_path, data_dir, "one", "--max-steps", "2", "--logdir", str(tmp_path / "ckpt"))
-    assert fx.run_main(args) == 0
-    assert fx.run_main(args[:-4] + ["--max-steps", "3", "-rl", "--logdir", str(tmp_path / "ckpt")]) == 0
+    assert fx.run_main(args) == exits.DONE
+    assert fx.run_main(args[:-4] + ["--max-steps", "3", "-rl", "--logdir", str(tmp_path / "ckpt")]) == exits.DONE
     assert fx.event_files(tmp_path / "ckpt" / "one" / "train")
 
 
@@ -155,15 +156,15 @@ def copy_save(folder, step, into):
 
 
 def test_a_start_puts_right_what_killed_saves_left(tmp_path, data_dir, capsys):
-    assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--max-steps", "12")) == 0
+    assert fx.run_main(run_args(tmp_path, data_dir, "ref", "--max-steps", "12")) == exits.DONE
     args = run_args(tmp_path, data_dir, "kill")
     run = tmp_path / "ckpt" / "kill"
     aside = tmp_path / "aside"
     aside.mkdir()
-    assert fx.run_main(args + ["--max-steps", "6"]) == 0
+    assert fx.run_main(args + ["--max-steps", "6"]) == exits.DONE
     copy_save(run, 4, aside)
     shutil.copy(run / "checkpoint", aside / "checkpoint-at-6")
-    assert fx.run_main(args + ["--max-steps", "8", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "8", "-rl"]) == exits.DONE
     # Killed between the state-file update and the deletion of model-4; and while writing tensors, the
     # state file, settings.json, and a best save.
     copy_save(aside, 4, run)
@@ -173,7 +174,7 @@ def test_a_start_puts_right_what_killed_saves_left(tmp_path, data_dir, capsys):
         (run / name).write_bytes(b"partial")
     (run / "notes.txt").write_text("the user's own file")
     capsys.readouterr()
-    assert fx.run_main(args + ["--max-steps", "10", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "10", "-rl"]) == exits.DONE
     err = capsys.readouterr().err
     assert "an interrupted save left files in %s: removed " % run in err
     for name in temporaries + ["model-4.index"]:
@@ -183,11 +184,11 @@ def test_a_start_puts_right_what_killed_saves_left(tmp_path, data_dir, capsys):
     assert_same_weights(run / "model-10", tmp_path / "ckpt" / "ref" / "model-10")
     # Killed between writing model-12's files and listing it: the state file still lists 8 and 10.
     shutil.copy(run / "checkpoint", aside / "checkpoint-at-10")
-    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == exits.DONE
     shutil.copy(aside / "checkpoint-at-10", run / "checkpoint")
     copy_save(aside, 4, run)   # and an older leftover, listed nowhere
     capsys.readouterr()
-    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == exits.DONE
     err = capsys.readouterr().err
     assert "removed model-4.data-00000-of-00001, model-4.index; listed the complete model-12 in its state file" in err
     assert "resuming kill: step 12 of 12" in err
@@ -201,13 +202,13 @@ def test_a_start_puts_right_what_killed_saves_left(tmp_path, data_dir, capsys):
     data = next(run.glob("model-14.data-*"))
     data.write_bytes(data.read_bytes()[:-100])
     capsys.readouterr()
-    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == exits.DONE
     assert "removed model-14.data-00000-of-00001, model-14.index" in capsys.readouterr().err
     assert saved_steps(run) == [10, 12]
     # No state file (deleted, or unreadable): nothing is known superseded, every complete save stays.
     copy_save(aside, 4, run)
     (run / "checkpoint").write_text("model_checkpoint_path: \"model-12")  # cut short
-    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == 0
+    assert fx.run_main(args + ["--max-steps", "12", "-rl"]) == exits.DONE
     assert "an interrupted save" not in capsys.readouterr().err
     assert saved_steps(run) == [4, 10, 12]
 
@@ -219,13 +220,13 @@ def test_a_second_process_on_a_run_folder_is_refused_until_the_first_dies(tmp_pa
     for extra in ([], ["-rl"]):
         second = train_process(args + extra)
         _, err = second.communicate(timeout=LIMIT)
-        assert second.returncode == 1
+        assert second.returncode == exits.FAILED
         assert "is in use by process %d on " % first.pid in last_line(err)
     first.kill()  # SIGKILL: the OS releases the lock
     first.wait()
     third = train_process(run_args(tmp_path, data_dir, "busy", "--max-steps", "3", "-rl"))
     _, err = third.communicate(timeout=LIMIT)
-    assert third.returncode == 0, err
+    assert third.returncode == exits.DONE, err
     assert "resuming busy" in err
 
 
@@ -243,7 +244,7 @@ def test_records_damaged_during_a_run_cost_no_training(tmp_path, train_process):
     with open(path, "wb") as f:
         f.write(bytes(content))
     _, err = child.communicate(timeout=LIMIT)
-    assert child.returncode == 1
+    assert child.returncode == exits.FAILED
     line = last_line(err)
     assert line.startswith("error: the fashion-mnist records under %s are damaged (" % data)
     assert "at step 72; saved %s" % (tmp_path / "ckpt" / "rot" / "model-72") in line  # 12 epochs of 6 steps
@@ -272,7 +273,7 @@ def test_a_full_checkpoint_disk_ends_in_one_line_and_resumes_once_freed(tmp_path
         args = run_args(tmp_path, data_dir, "full", "-opt", "sgd", "-m", "lenet", "--checkpoint-dir", str(disk),
                         "--set", "checkpoint_every=0.34", "--set", "eval_every=100")
         # LeNet's variables take 0.53 MB: model-2 fits, model-4 does not.
-        assert fx.run_main(args + ["--max-steps", "20"]) == 1
+        assert fx.run_main(args + ["--max-steps", "20"]) == exits.FAILED
         line = last_line(capsys.readouterr().err)
         assert line.startswith("error: cannot write checkpoint to %s (No space left on device) at step 4; "
                                "the last checkpoint is %s." % (disk / "full" / "model-4", disk / "full" / "model-2"))
@@ -283,11 +284,11 @@ def test_a_full_checkpoint_disk_ends_in_one_line_and_resumes_once_freed(tmp_path
                 f.write(b"x" * (1 << 20))
             except OSError:
                 pass
-        assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == 1
+        assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == exits.FAILED
         assert "No space left on device" in last_line(capsys.readouterr().err)
         filler.unlink()
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
-        assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == 0
+        assert fx.run_main(args + ["--max-steps", "6", "-rl"]) == exits.DONE
         assert "resuming full: step 2 of 6" in capsys.readouterr().err
 
 
@@ -295,7 +296,7 @@ def test_a_full_log_disk_saves_the_step_reached_and_says_so(tmp_path, data_dir, 
     with tmpfs(tmp_path / "small", "220k") as disk:  # the graph takes 167k
         args = run_args(tmp_path, data_dir, "logs", "-opt", "sgd", "-m", "lenet", "--logdir", str(disk),
                         "--set", "checkpoint_every=100", "--set", "eval_every=100", "--max-steps", "100000")
-        assert fx.run_main(args) == 1
+        assert fx.run_main(args) == exits.FAILED
         line = last_line(capsys.readouterr().err)
         assert line.startswith("error: cannot write events to %s" % (disk / "logs")) and "No space left" in line
         step = int(line.split(" at step ")[1].split(";")[0])

@@ -9,7 +9,7 @@ import train_fixtures as fx
 from config import config_train
 from models import MODEL_NAMES
 from tfcompat import tf
-from training import devices, graph, settings
+from training import devices, exits, graph, settings
 from training.dataset import record_info
 
 ESGD = ["-L", "2", "--set", "esgd_learning_rate=0.25"]
@@ -18,7 +18,7 @@ PARLE = ["-opt", "parle", "--set", "rho=0.5", "--set", "rho_scoping=0.5"] + ESGD
 
 def test_parle_trains_evaluates_the_reference_and_logs_the_replicas(tmp_path, data_dir, capsys):
     args = fx.train_args(tmp_path, data_dir, *PARLE, "--replicas", "2", "--max-steps", "3", "-n", "p")
-    assert fx.run_main(args) == 0
+    assert fx.run_main(args) == exits.DONE
     err = capsys.readouterr().err
     assert "final test accuracy" in err
     values = fx.checkpoint_values(str(tmp_path / "ckpt" / "p" / "model-3"))
@@ -36,7 +36,7 @@ def test_parle_trains_evaluates_the_reference_and_logs_the_replicas(tmp_path, da
     # each outer step reads L batches per replica: epochs count per replica
     np.testing.assert_allclose(events["effective_epoch"][-1][1], 3 * 2 * 8 / fx.TRAIN_SIZE, rtol=1e-6)
     # evaluate.py restores the reference (the model variables) from the same checkpoint
-    final = [l for l in err.splitlines() if l.startswith("eval step 3")][0]
+    final = [line for line in err.splitlines() if line.startswith("eval step 3")][0]
     assert evaluate.main([str(tmp_path / "ckpt" / "p"), "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert final.split("acc ")[1].split()[0] == out.split("accuracy ")[1].split()[0]
@@ -47,11 +47,11 @@ def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
     (same stream, elastic term zero), to float32 rounding: XLA compiles each graph's fused Langevin
     arithmetic on its own and may order a product's operands differently (seen: 1 ulp in the weights)."""
     start = fx.train_args(tmp_path, data_dir, *fx.EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
-    assert fx.run_main(start) == 0
+    assert fx.run_main(start) == exits.DONE
     common = fx.train_args(tmp_path, data_dir, *fx.EXACT, *ESGD, "--max-steps", "3",
                         "-r", str(tmp_path / "ckpt" / "start" / "model-1"))
-    assert fx.run_main(common + ["-opt", "entropy-sgd", "-n", "esgd"]) == 0
-    assert fx.run_main(common + ["-opt", "parle", "--replicas", "1", "-n", "parle1"]) == 0
+    assert fx.run_main(common + ["-opt", "entropy-sgd", "-n", "esgd"]) == exits.DONE
+    assert fx.run_main(common + ["-opt", "parle", "--replicas", "1", "-n", "parle1"]) == exits.DONE
     esgd = fx.checkpoint_values(str(tmp_path / "ckpt" / "esgd" / "model-3"))
     parle = fx.checkpoint_values(str(tmp_path / "ckpt" / "parle1" / "model-3"))
     model = [k for k in parle if k.startswith("model/")]  # the reference (replica slots live elsewhere)
@@ -63,9 +63,9 @@ def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
 
 def test_parle_resumes_exactly(tmp_path, data_dir, capsys):
     args = fx.train_args(tmp_path, data_dir, *fx.EXACT, *PARLE, "--replicas", "2")
-    assert fx.run_main(args + ["-n", "whole", "--max-steps", "4"]) == 0
-    assert fx.run_main(args + ["-n", "split", "--max-steps", "2"]) == 0
-    assert fx.run_main(args + ["-n", "split", "--max-steps", "4", "-rl"]) == 0
+    assert fx.run_main(args + ["-n", "whole", "--max-steps", "4"]) == exits.DONE
+    assert fx.run_main(args + ["-n", "split", "--max-steps", "2"]) == exits.DONE
+    assert fx.run_main(args + ["-n", "split", "--max-steps", "4", "-rl"]) == exits.DONE
     whole = fx.checkpoint_values(str(tmp_path / "ckpt" / "whole" / "model-4"))
     split = fx.checkpoint_values(str(tmp_path / "ckpt" / "split" / "model-4"))
     assert set(whole) == set(split)
@@ -77,14 +77,14 @@ def test_parle_resumes_exactly(tmp_path, data_dir, capsys):
 def test_data_parallel_towers_read_the_whole_batch(tmp_path, data_dir):
     """-g 2 with batch_size 4 per device reads 8 examples per batch: effective epochs count both towers."""
     common = fx.train_args(tmp_path, data_dir, *fx.EXACT, *ESGD, "-opt", "entropy-sgd", "--max-steps", "2")
-    assert fx.run_main(common + ["-n", "g2", "-g", "2", "--set", "batch_size=4"]) == 0
+    assert fx.run_main(common + ["-n", "g2", "-g", "2", "--set", "batch_size=4"]) == exits.DONE
     events = fx.scalar_events(str(tmp_path / "tb" / "g2" / "train"))
     np.testing.assert_allclose([v for _, v in events["effective_epoch"]],
                                [k * 2 * 8 / fx.TRAIN_SIZE for k in (1, 2)], rtol=1e-6)
     assert all(np.isfinite(v) for _, v in events["loss"])
 
 
-def test_data_parallel_towers_run_on_their_devices(tmp_path, data_dir):
+def test_data_parallel_towers_run_on_their_devices(data_dir):
     """In a traced step of -g 2 (Entropy-SGD: the first inner step, then the Langevin loop), tower t's
     convolutions, matrix products and their gradients run on CPU device t (variable reads stay with the
     variables, on the first)."""
@@ -92,7 +92,7 @@ def test_data_parallel_towers_run_on_their_devices(tmp_path, data_dir):
     s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-g", "2", *ESGD, "-opt", "entropy-sgd"],
                                 config_train, MODEL_NAMES)
     with tf.Graph().as_default():
-        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"))
+        g = graph.build(s, record_info(record_dir), record_dir)
         with tf.Session(config=devices.session_config(g.num_devices)) as sess:
             sess.run(g.init)
             sess.run(g.train_init, {g.start_batch: 0})
@@ -112,5 +112,5 @@ def test_parallel_flag_errors(tmp_path, data_dir, capsys):
     for flags, message in ((["-g", "0"], "-g/gpus must be >= 1"), (["-opt", "parle", "-g", "2"], "parle places"),
                            (["-opt", "parle", "-L", "0"], "parle needs L >= 1"),
                            (["--replicas", "0"], "replicas must be >= 1")):
-        assert fx.run_main(fx.train_args(tmp_path, data_dir, *flags)) == 2
+        assert fx.run_main(fx.train_args(tmp_path, data_dir, *flags)) == exits.BAD_FLAGS
         assert message in capsys.readouterr().err

@@ -12,7 +12,7 @@ import train_fixtures as fx
 from config import config_train
 from models import MODEL_NAMES
 from tfcompat import tf
-from training import checkpoints, console, evaluation, graph, progress, settings, stop
+from training import checkpoints, console, evaluation, exits, graph, progress, settings, stop
 from training.bn import BatchNormReestimator
 from training.dataset import record_info
 from training.events import Events
@@ -53,7 +53,7 @@ def test_bn_reestimation_in_the_real_graph_runs_without_dropout(tmp_path):
     record_dir = fx.write_tiny_records(tmp_path)
     s = settings.parse_settings(fx.TINY + ["-opt", "entropy-sgd", "-L", "1"], config_train, MODEL_NAMES)
     with tf.Graph().as_default():
-        g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "run"))
+        g = graph.build(s, record_info(record_dir), record_dir)
         with tf.Session() as sess:
             sess.run(g.init)
             initial = sess.run(g.bn.moving_vars)
@@ -299,7 +299,7 @@ def test_a_tiny_run_prints_the_time_estimate_and_its_phases(tmp_path, data_dir, 
     assert fx.run_main(fx.train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", str(steps), "-n", "t")) == 0
     lines = capsys.readouterr().err.splitlines()
     assert lines[1] == progress.FIRST_STEP
-    timing = [l for l in lines if l.startswith("timing: ")]
+    timing = [line for line in lines if line.startswith("timing: ")]
     assert len(timing) == 1 and re.fullmatch(
         r"timing: [\d.]+ img/s, \d+:\d\d:\d\d per effective epoch: about \d+:\d\d:\d\d for all 1\.33 "
         r"effective epochs, plus evaluations; the first 2 steps \(graph set-up\) took \d+:\d\d:\d\d", timing[0])
@@ -316,7 +316,8 @@ def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)    # a second signal aborts
     assert signal.getsignal(signal.SIGTERM) is before
-    assert stop.EXIT_STATUS[signal.SIGTERM] == 143 and stop.EXIT_STATUS[signal.SIGINT] == 130
+    assert exits.EXIT_STATUS[signal.SIGTERM] == exits.TERMINATED == 143
+    assert exits.EXIT_STATUS[signal.SIGINT] == exits.INTERRUPTED == 130
 
 
 def test_safe_stream_drops_what_it_cannot_write_and_never_raises():

@@ -12,7 +12,7 @@ from config import config_train
 from models import MODEL_NAMES, get_model
 from optimizers import EntropySGD
 from tfcompat import tf
-from training import graph, settings
+from training import exits, graph, settings
 from training.dataset import record_info
 
 ESGD = ["-opt", "entropy-sgd", "-L", "2", "--set", "esgd_learning_rate=0.25"]
@@ -55,14 +55,14 @@ def _graph_settings(data_dir, *flags):
     return settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir)] + list(flags), config_train, MODEL_NAMES)
 
 
-def test_xla_compiles_the_training_step(data_dir, tmp_path):
+def test_xla_compiles_the_training_step(data_dir):
     """With --xla the model runs in XLA clusters (no plain Conv2D left in the step's trace); without, the
     model's ops run as TF ops and only the fused Langevin arithmetic is an XLA cluster."""
     record_dir = str(data_dir / "fashion-mnist")
     for xla in (False, True):
         s = _graph_settings(data_dir, *ESGD, *(["--xla"] if xla else []))
         with tf.Graph().as_default():
-            g = graph.build(s, record_info(record_dir), record_dir, str(tmp_path / "ckpt"))
+            g = graph.build(s, record_info(record_dir), record_dir)
             with tf.Session() as sess:
                 sess.run(g.init)
                 sess.run(g.train_init, {g.start_batch: 0})
@@ -76,11 +76,11 @@ def test_xla_gives_the_weights_of_the_plain_graph(tmp_path, data_dir):
     the same weights to float32 rounding: per variable, the two runs differ by far less than the
     distance the run moved the weights (XLA fuses and reorders float ops, so not bit for bit)."""
     start = fx.train_args(tmp_path, data_dir, *fx.EXACT, "-opt", "sgd", "--max-steps", "1", "-n", "start")
-    assert fx.run_main(start) == 0
+    assert fx.run_main(start) == exits.DONE
     args = fx.train_args(tmp_path, data_dir, *ESGD, *fx.EXACT, "--max-steps", "3",
                       "-r", str(tmp_path / "ckpt" / "start" / "model-1"))
-    assert fx.run_main(args + ["-n", "plain"]) == 0
-    assert fx.run_main(args + ["-n", "xla", "--xla"]) == 0
+    assert fx.run_main(args + ["-n", "plain"]) == exits.DONE
+    assert fx.run_main(args + ["-n", "xla", "--xla"]) == exits.DONE
     initial = fx.checkpoint_values(str(tmp_path / "ckpt" / "start" / "model-1"))
     plain = fx.checkpoint_values(str(tmp_path / "ckpt" / "plain" / "model-3"))
     xla = fx.checkpoint_values(str(tmp_path / "ckpt" / "xla" / "model-3"))
@@ -100,7 +100,7 @@ def test_train_py_bf16_xla_and_fp16_end_to_end(tmp_path, data_dir, opt):
         name = "%s-%s" % (opt, precision)
         args = fx.train_args(tmp_path, data_dir, *extra, "--precision", precision, "--max-steps", "3", "-n", name,
                           *flags)
-        assert fx.run_main(args) == 0
+        assert fx.run_main(args) == exits.DONE
         run = tmp_path / "ckpt" / name
         assert json.loads((run / "settings.json").read_text())["precision"] == precision
         values = fx.checkpoint_values(str(run / "model-3"))
@@ -114,6 +114,6 @@ def test_train_py_bf16_xla_and_fp16_end_to_end(tmp_path, data_dir, opt):
 
 def test_precision_must_match_on_resume(tmp_path, data_dir, capsys):
     args = fx.train_args(tmp_path, data_dir, "-opt", "sgd", "--max-steps", "1", "-n", "r")
-    assert fx.run_main(args) == 0
-    assert fx.run_main(args + ["-rl", "--precision", "fp16"]) == 1
+    assert fx.run_main(args) == exits.DONE
+    assert fx.run_main(args + ["-rl", "--precision", "fp16"]) == exits.FAILED
     assert "precision 'fp32' -> 'fp16'" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import train_fixtures as fx
+from training import exits
 
 # TINY evaluates every outer step or two (so at STOP and STEPS, in both runs: the best accuracy agrees too).
 STEPS, STOP = 4, 2
@@ -28,9 +29,9 @@ def whole_and_resumed(tmp_path, data_dir, args):
     """Train run "whole" to STEPS at once and run "split" to STOP, then on to STEPS with -rl; return
     the final checkpoints of both."""
     args = fx.train_args(tmp_path, data_dir, *args, *NOISY)
-    assert fx.run_main(args + ["-n", "whole", "--max-steps", str(STEPS)]) == 0
-    assert fx.run_main(args + ["-n", "split", "--max-steps", str(STOP)]) == 0
-    assert fx.run_main(args + ["-n", "split", "--max-steps", str(STEPS), "-rl"]) == 0
+    assert fx.run_main(args + ["-n", "whole", "--max-steps", str(STEPS)]) == exits.DONE
+    assert fx.run_main(args + ["-n", "split", "--max-steps", str(STOP)]) == exits.DONE
+    assert fx.run_main(args + ["-n", "split", "--max-steps", str(STEPS), "-rl"]) == exits.DONE
     return final_values(tmp_path, "whole"), final_values(tmp_path, "split")
 
 
@@ -42,6 +43,6 @@ def test_resumed_run_is_bit_identical_with_dropout_and_noise(tmp_path, data_dir,
         np.testing.assert_array_equal(split[name], whole[name], err_msg=name)
     if optimizer == "entropy-sgd":  # another seed ends elsewhere: the runs above did not agree by chance
         args = fx.train_args(tmp_path, data_dir, *RUNS[optimizer], *NOISY, "--seed", "7")
-        assert fx.run_main(args + ["-n", "other", "--max-steps", str(STEPS)]) == 0
+        assert fx.run_main(args + ["-n", "other", "--max-steps", str(STEPS)]) == exits.DONE
         other = final_values(tmp_path, "other")
         assert not np.array_equal(other["model/fc1/weights"], whole["model/fc1/weights"])

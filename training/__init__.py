@@ -1,6 +1,12 @@
-"""The training program's pieces: flags and settings, schedules, the graph, checkpoints, the session loop.
+"""The training program's pieces. ``train.py`` reads the flags (``settings``) and hands the rest to ``run``.
 
-``train.py`` and ``evaluate.py`` are thin entry points over these modules. TF graph construction
-(``graph``), session running (``loop``, ``evaluation``) and file handling (``checkpoints``, ``events``)
-live in separate modules.
+- a process's run: ``run`` (ps, cluster worker or single process; lock, data, start checks),
+  ``run_folders``, ``sessions`` (the chief's and the other workers' sessions), ``restore``, ``loop``
+  (the outer steps), ``evaluation``, ``exits`` (the exit statuses), ``stop``, ``console``;
+- the TF graph, built apart from sessions and files: ``graph`` (the TrainingGraph), the step of each mode
+  (``model_step``, ``parle_replicas``, their contract ``train_step``), ``placement``, ``towers``,
+  ``streams``, ``evaluation_graph``, ``bn``, ``optimizer_args``, ``schedule``, ``devices``;
+- files: ``checkpoints``, ``checkpoint_files``, ``events``, ``lock``; a cluster's runtime: ``cluster``.
+
+``evaluate.py`` uses the same pieces for a checkpoint's test metrics.
 """

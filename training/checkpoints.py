@@ -31,7 +31,8 @@ SETTINGS = "settings.json"
 class Checkpoints(object):
     """Savers of one run directory: ``save`` (periodic/final, keeps ``keep``) and ``save_best``.
 
-    Create it while building the graph (Savers add ops), after every variable to save exists.
+    Create it after the graph is built and before it is finalised (its Savers add ops), with every
+    variable to save (``TrainingGraph.saved_vars``).
     """
 
     def __init__(self, run_dir, var_list, keep):

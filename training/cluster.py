@@ -112,9 +112,9 @@ def _read_json_file(path):
         with open(path) as f:
             return json.load(f)
     except OSError as e:
-        raise ClusterError("cannot read cluster file %s: %s" % (path, e.strerror))
+        raise ClusterError("cannot read cluster file %s: %s" % (path, e.strerror)) from None
     except ValueError as e:
-        raise ClusterError("cluster file %s is not valid JSON: %s" % (path, e))
+        raise ClusterError("cluster file %s is not valid JSON: %s" % (path, e)) from None
 
 
 def _parse_tf_config(text):
@@ -124,7 +124,7 @@ def _parse_tf_config(text):
     try:
         config = json.loads(text)
     except ValueError as e:
-        raise ClusterError("TF_CONFIG is not valid JSON: %s" % e)
+        raise ClusterError("TF_CONFIG is not valid JSON: %s" % e) from None
     if not isinstance(config, dict) or "cluster" not in config:
         raise ClusterError('TF_CONFIG must be an object with a "cluster" entry')
     spec = _validate_spec(config["cluster"], "TF_CONFIG")
@@ -182,7 +182,7 @@ def start_server(cfg):
     except tf.errors.OpError as e:
         port = cfg.address.rsplit(":", 1)[1]
         raise ClusterError("cannot start %s task %d on %s (%s): is port %s taken?"
-                           % (cfg.job_name, cfg.task_index, cfg.address, e.message, port))
+                           % (cfg.job_name, cfg.task_index, cfg.address, e.message, port)) from None
 
 
 def session_config(cfg, config=None):
@@ -243,7 +243,7 @@ def wait_for_ps(cfg, server, timeout):
                 sess.run(size)
         except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError):
             raise ClusterError("cannot reach ps task 0 at %s within %g s: is it started, and is the "
-                               "address right?" % (cfg.ps_address, timeout))
+                               "address right?" % (cfg.ps_address, timeout)) from None
 
 
 class WorkerSignals(object):
@@ -269,7 +269,7 @@ class WorkerSignals(object):
             self._sess.run(op)
         except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.CancelledError):
             raise ClusterError("worker %d could not tell ps task 0 at %s that it is %s within %g s"
-                               % (self._cfg.task_index, self._cfg.ps_address, what, self._timeout))
+                               % (self._cfg.task_index, self._cfg.ps_address, what, self._timeout)) from None
         self._last = time.time()
 
     def alive(self):
@@ -310,6 +310,6 @@ def serve_until_done(cfg, server, idle_timeout):
                 except tf.errors.DeadlineExceededError:
                     missing = sorted(set(range(cfg.num_workers)) - done)
                     raise ClusterError("ps: no word from any worker for %g s; worker(s) %s never finished"
-                                       % (idle_timeout, ", ".join(map(str, missing))))
+                                       % (idle_timeout, ", ".join(map(str, missing)))) from None
                 if finished:
                     done.add(int(worker))

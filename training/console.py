@@ -9,6 +9,8 @@ its final checkpoint. So every line goes through ``SafeStream``, which drops wha
 import os
 import sys
 
+PROG = "train.py"  # how the trainer's own lines start ("train.py: error: ...")
+
 # What writing to a dead stream raises: EPIPE, ENOSPC, EBADF (OSError) and a closed file (ValueError).
 _DEAD_STREAM = (OSError, ValueError)
 # A write from a signal handler that interrupted another write to the same buffer: only that write is lost.

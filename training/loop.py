@@ -1,11 +1,12 @@
-"""The session loop: outer steps, logging, evaluation, checkpoints, NaN stop and stop signals.
+"""The session loops: outer steps, logging, evaluation, checkpoints, NaN stop and stop signals.
 
-Exit statuses (``train`` returns them, train.py exits with them): 0 finished; 1 the loss or the
-weights became NaN or infinite (nothing saved after the last good checkpoint: the weights are checked
-before every save), or a file of the run could not be written (a full disk: when it was an event file,
-a checkpoint of the step reached is saved first); 130 Ctrl-C and 143 SIGTERM after the final checkpoint
-is saved (128 + signal, so a job scheduler can tell a pre-empted run from a finished one; resume it
-with -rl).
+Two loops share one step (``OuterStep``): the ``Trainer`` of a single process or a cluster's chief,
+which evaluates and saves, and ``run_worker`` for a cluster's other workers, which only train their
+replica. Both return one of training.exits' statuses: DONE; DIVERGED when the loss or the weights
+became NaN or infinite (nothing saved after the last good checkpoint: the weights are checked before
+every save); FAILED when a file of the run could not be written (a full disk: when it was an event
+file, a checkpoint of the step reached is saved first); INTERRUPTED or TERMINATED after a stop signal,
+once the final checkpoint is saved.
 
 A step due for both is saved before it is evaluated, so an evaluation that fails costs no training. The
 evaluation can change the model's state (batch-norm re-estimation at x for Entropy-SGD), so a run
@@ -13,31 +14,80 @@ resumed from a step where one was due evaluates there again before its first ste
 from the state an uninterrupted run has. The final checkpoint is written again after the final
 evaluation when that changed the state, so that it holds the statistics its evaluation used.
 """
+import dataclasses
 import time
-import types
 
 from tfcompat import first_line, tf
-from training import evaluation, schedule
+from training import evaluation, exits, schedule
 from training.cluster import ClusterError
 from training.errors import WriteFailed
-from training.stop import EXIT_STATUS
 
-NAN_STATUS = 1
-FAILED_STATUS = 1  # a file of the run could not be written, or the records were damaged during the run
 WRITE_ADVICE = "Free some space (or fix the folder), then continue with -rl."
 
 
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    """The step counts of a run, from its settings and dataset (``plan``)."""
+    total: int  # the outer step the run trains to
+    eval_every: int  # outer steps between evaluations
+    checkpoint_every: int  # outer steps between periodic checkpoints
+    per_epoch: float  # outer steps per effective epoch
+    batch: int  # examples per minibatch (schedule.examples_per_batch)
+    per_step: int  # minibatches per outer step
+    train_size: int  # examples in the training split
+
+    def epoch(self, step):
+        """Effective epoch after ``step`` outer steps."""
+        return schedule.effective_epoch(step, self.batch, self.per_step, self.train_size)
+
+
 def plan(s, train_size, per_step):
-    """Return the step counts of a run: total, eval and checkpoint intervals, steps per effective epoch."""
+    """Return the StepPlan of settings ``s`` on a training split of ``train_size`` examples."""
     batch = schedule.examples_per_batch(s)
     total = schedule.steps_for_epochs(s.epochs, batch, per_step, train_size)
     if s.max_steps is not None:
         total = min(total, s.max_steps)
-    return types.SimpleNamespace(
-        total=total,
-        eval_every=schedule.every_steps(s.eval_every, batch, per_step, train_size),
-        checkpoint_every=schedule.every_steps(s.checkpoint_every, batch, per_step, train_size),
-        per_epoch=train_size / float(batch * per_step))
+    return StepPlan(total=total,
+                    eval_every=schedule.every_steps(s.eval_every, batch, per_step, train_size),
+                    checkpoint_every=schedule.every_steps(s.checkpoint_every, batch, per_step, train_size),
+                    per_epoch=train_size / float(batch * per_step),
+                    batch=batch, per_step=per_step, train_size=train_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    """What one outer step returned."""
+    values: dict  # the logged scalars (the graph's ``fetches``), by name
+    extras: dict  # the other tensors the step was asked for, by name
+    started: float  # time.time() when the step began
+    seconds: float  # how long its session.run took
+
+    @property
+    def finite(self):
+        """Whether every logged scalar is finite."""
+        return evaluation.is_finite(*self.values.values())
+
+
+class OuterStep(object):
+    """Runs one outer step in ``sess``: the graph's ``train_op`` with its logged scalars and the tensors
+    named in ``extras``; then calls ``heartbeat`` (a cluster worker tells the ps it is alive)."""
+
+    def __init__(self, sess, g, heartbeat=None, **extras):
+        self._sess = sess
+        self._fetches = {"train": g.train_op, "values": g.fetches, "extras": extras}
+        self._heartbeat = heartbeat or (lambda: None)
+
+    def stop_fetching(self, name):
+        """Leave the extra ``name`` out of the following steps."""
+        del self._fetches["extras"][name]
+
+    def __call__(self):
+        """Run the step; return its StepResult."""
+        started = time.time()
+        out = self._sess.run(self._fetches)
+        seconds = time.time() - started
+        self._heartbeat()
+        return StepResult(out["values"], out["extras"], started, seconds)
 
 
 def evaluate_at_x(sess, g, s):
@@ -51,25 +101,22 @@ def evaluate_at_x(sess, g, s):
 
 
 class Trainer(object):
-    """Runs the outer steps of one session from its current global step to ``steps.total``.
+    """Runs the outer steps of one session from its current global step to ``steps.total``, evaluating
+    and saving as planned.
 
-    ``g``: the graph handles; ``s``: settings; ``events``, ``progress``, ``stop``: the run's TensorBoard
-    writers, progress reporter and stop request; ``heartbeat``: called after every step (a cluster
-    worker tells the ps it is alive).
+    ``g``: the TrainingGraph; ``s``: settings; ``checkpoints``: the run's training.checkpoints.Checkpoints;
+    ``steps``: its StepPlan; ``events``, ``progress``, ``stop``: the run's TensorBoard writers, progress
+    reporter and stop request; ``heartbeat``: called after every step (a cluster worker tells the ps it
+    is alive).
     """
 
-    def __init__(self, sess, g, s, train_size, events, progress, stop, heartbeat=None):
+    def __init__(self, sess, g, s, checkpoints, steps, events, progress, stop, heartbeat=None):
         self.sess, self.g, self.s = sess, g, s
+        self.checkpoints, self.steps = checkpoints, steps
         self.events, self.progress, self.stop = events, progress, stop
-        self.heartbeat = heartbeat or (lambda: None)
-        self.train_size = train_size
-        self.steps = plan(s, train_size, g.per_step)
+        self.heartbeat = heartbeat
         self.best = float(sess.run(g.best_accuracy))
         self.last_eval = None
-
-    def epoch(self, step):
-        """Effective epoch after ``step`` outer steps."""
-        return schedule.effective_epoch(step, schedule.examples_per_batch(self.s), self.g.per_step, self.train_size)
 
     def run(self):
         """Train until the planned total; returns the exit status (see the module docstring)."""
@@ -85,41 +132,36 @@ class Trainer(object):
                                 save=True)
 
     def _train(self):
-        sess, g = self.sess, self.g
         step = self.step
         self._start_streams(step)
         if 0 < step < self.steps.total and step % self.steps.eval_every == 0:
             self.events.restart_test(step)  # this evaluation replaces any the stopped run wrote at ``step``
             self._evaluate(step)
-        fetches = dict(g.fetches, _train=g.train_op)
-        if step == 0:
-            fetches["_images"] = g.image_summary  # the first step's inputs, shown once in TensorBoard
+        # the first step's inputs, shown once in TensorBoard
+        first_images = {"images": self.g.image_summary} if step == 0 else {}
+        run_step = OuterStep(self.sess, self.g, self.heartbeat, **first_images)
         while step < self.steps.total:
-            start = time.time()
             with self.progress.running_step():
-                out = sess.run(fetches)
-            seconds = time.time() - start
+                result = run_step()
             step = self.step = step + 1
-            self.heartbeat()
-            values = {k: v for k, v in out.items() if not k.startswith("_")}
-            if not evaluation.is_finite(*values.values()):
-                return self._diverged(step, "loss", values)
-            if "_images" in out:
-                self.events.train_summary(out["_images"], step)
-                del fetches["_images"]
-            status = self._after_step(step, seconds, values)
+            if not result.finite:
+                return self._diverged(step, "loss", result.values)
+            if "images" in result.extras:
+                self.events.train_summary(result.extras["images"], step)
+                run_step.stop_fetching("images")
+            status = self._after_step(step, result.seconds, result.values)
             if status is None and self.stop.requested:
-                status = self._stopped(step, values)
+                status = self._stopped(step, result.values)
             if status is not None:
                 return status
         self.progress.close()
         if self.last_eval is None or self.last_eval[0] != step:
             self._evaluate(step)
         if self.g.bn is not None:  # the final checkpoint holds the statistics its evaluation used
-            self.g.checkpoints.save(self.sess, step, again=True)
+            self.checkpoints.save(self.sess, step, again=True)
         self.progress.line("final test accuracy %.4f (error %.2f%%) at step %d, effective epoch %.2f"
-                           % (self.last_eval[2], 100.0 * (1.0 - self.last_eval[2]), step, self.epoch(step)))
-        return 0
+                           % (self.last_eval[2], 100.0 * (1.0 - self.last_eval[2]), step, self.steps.epoch(step)))
+        return exits.DONE
 
     def _start_streams(self, step):
         """Initialise the training streams at the positions an uninterrupted run has reached at ``step``.
@@ -136,9 +178,9 @@ class Trainer(object):
     def _after_step(self, step, seconds, values):
         """Progress, train summaries, and the checkpoints and evaluations due at ``step``.
 
-        Returns None, or NAN_STATUS when a save was due but the weights are not finite (nothing saved).
+        Returns None, or DIVERGED when a save was due but the weights are not finite (nothing saved).
         """
-        epoch = self.epoch(step)
+        epoch = self.steps.epoch(step)
         rate = self.progress.step_done(step, epoch, seconds, values)
         if step % self.s.log_every == 0:
             self.events.train_scalars(dict(values, images_per_sec=rate, effective_epoch=epoch), step)
@@ -148,7 +190,7 @@ class Trainer(object):
         if (evaluate or save) and not self.sess.run(self.g.weights_finite):
             return self._diverged(step, "weights", values)
         if save:
-            self.g.checkpoints.save(self.sess, step)
+            self.checkpoints.save(self.sess, step)
         if evaluate:
             self._evaluate(step)
         return None
@@ -162,76 +204,73 @@ class Trainer(object):
         if accuracy > self.best:
             self.best = accuracy
             self.sess.run(self.g.set_best, {self.g.best_value: accuracy})
-            self.g.checkpoints.save_best(self.sess, step)
-        self.progress.evaluation(step, self.epoch(step), loss, accuracy, self.best)
+            self.checkpoints.save_best(self.sess, step)
+        self.progress.evaluation(step, self.steps.epoch(step), loss, accuracy, self.best)
 
     def _diverged(self, step, what, values):
         """Report that ``what`` (the loss, the weights) became NaN/inf at ``step``, without saving
-        anything; returns NAN_STATUS."""
+        anything; returns DIVERGED."""
         self.progress.close()
         bad = ", ".join("%s=%s" % (k, v) for k, v in sorted(values.items()))
-        latest = self.g.checkpoints.latest()
+        latest = self.checkpoints.latest()
         self.progress.line(
             "error: the %s became NaN or infinite at step %d (%s). Training stopped; nothing was saved "
             "after the last good checkpoint (%s). Lower the learning rate or check the data, then restart "
             "or resume with -rl." % (what, step, bad, latest or "none yet"))
-        return NAN_STATUS
+        return exits.DIVERGED
 
     def _failed(self, problem, advice, save):
         """Report ``problem`` at the step reached, after saving a checkpoint of it when ``save`` (and the
         weights are finite, and this process has trained a step); ``advice`` ends the line. Returns
-        FAILED_STATUS."""
+        FAILED."""
         self.progress.close()
         saved = None
         if save and self.step > self.first_step and self.sess.run(self.g.weights_finite):
             try:
-                saved = self.g.checkpoints.save(self.sess, self.step) or self.g.checkpoints.latest()
+                saved = self.checkpoints.save(self.sess, self.step) or self.checkpoints.latest()
             except WriteFailed as e:
                 problem, advice = str(e), WRITE_ADVICE
         outcome = ("saved %s" % saved if saved else
-                   "the last checkpoint is %s" % (self.g.checkpoints.latest() or "none yet"))
+                   "the last checkpoint is %s" % (self.checkpoints.latest() or "none yet"))
         self.progress.line("error: %s at step %d; %s. %s" % (problem, self.step, outcome, advice))
-        return FAILED_STATUS
+        return exits.FAILED
 
     def _stopped(self, step, values):
-        """Save the final checkpoint after a stop signal; returns 130 (Ctrl-C) or 143 (SIGTERM), or
-        NAN_STATUS without saving when the weights are not finite."""
+        """Save the final checkpoint after a stop signal; returns INTERRUPTED or TERMINATED, or DIVERGED
+        without saving when the weights are not finite."""
         self.progress.close()
         if not self.sess.run(self.g.weights_finite):
             return self._diverged(step, "weights", values)
-        path = self.g.checkpoints.save(self.sess, step) or self.g.checkpoints.latest()
+        path = self.checkpoints.save(self.sess, step) or self.checkpoints.latest()
         self.progress.line("stopped by signal %d at step %d (effective epoch %.2f); saved %s. "
-                           "Continue with -rl." % (self.stop.signal, step, self.epoch(step), path))
-        return EXIT_STATUS[self.stop.signal]
+                           "Continue with -rl." % (self.stop.signal, step, self.steps.epoch(step), path))
+        return exits.EXIT_STATUS[self.stop.signal]
 
 
-def run_worker(sess, g, s, train_size, progress, stop, heartbeat):
-    """A non-chief cluster worker: train its replica until the chief's global step reaches the planned
-    total, or a stop signal. Nothing to save (its replica restarts from x̄). Returns the exit status.
+def run_worker(sess, g, s, steps, progress, stop, heartbeat):
+    """A non-chief cluster worker: train its replica until the chief's global step reaches
+    ``steps.total``, or a stop signal. Nothing to save (its replica restarts from x̄). Returns the exit
+    status.
 
     Raises ClusterError when the chief's step has not moved for ``s.ps_idle_timeout`` seconds: the chief
     stopped or died, and without it the run can neither end nor be saved."""
-    total = plan(s, train_size, g.per_step).total
     step = int(sess.run(g.global_step))
     sess.run(g.train_init, {g.start_batch: step * g.per_step})
-    fetches = dict(g.fetches, _train=g.train_op, _step=g.global_step)
+    run_step = OuterStep(sess, g, heartbeat, step=g.global_step)
     moved = time.time()
-    while step < total and not stop.requested:
-        start = time.time()
-        out = sess.run(fetches)
-        if int(out["_step"]) != step:
-            moved = start
-        elif start - moved > s.ps_idle_timeout:
+    while step < steps.total and not stop.requested:
+        with progress.running_step():
+            result = run_step()
+        if int(result.extras["step"]) != step:
+            moved = result.started
+        elif result.started - moved > s.ps_idle_timeout:
             progress.close()
             raise ClusterError("the chief's step has stayed at %d for %.0f s (--ps-idle-timeout): it stopped; "
-                               "start this worker again once the chief runs" % (step, start - moved))
-        step = int(out["_step"])
-        heartbeat()
-        values = {k: v for k, v in out.items() if not k.startswith("_")}
-        if not evaluation.is_finite(*values.values()):
-            progress.line("error: the loss became NaN or infinite at step %d (%s)" % (step, values))
-            return NAN_STATUS
-        epoch = schedule.effective_epoch(step, schedule.examples_per_batch(s), g.per_step, train_size)
-        progress.step_done(step, epoch, time.time() - start, values)
+                               "start this worker again once the chief runs" % (step, result.started - moved))
+        step = int(result.extras["step"])
+        if not result.finite:
+            progress.line("error: the loss became NaN or infinite at step %d (%s)" % (step, result.values))
+            return exits.DIVERGED
+        progress.step_done(step, steps.epoch(step), result.seconds, result.values)
     progress.close()
-    return EXIT_STATUS[stop.signal] if stop.requested else 0
+    return exits.EXIT_STATUS[stop.signal] if stop.requested else exits.DONE

@@ -16,7 +16,7 @@ vanishing mid-download.
 import contextlib
 import signal
 
-EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, the shell convention
+from training.exits import EXIT_STATUS
 
 
 class Terminated(BaseException):
@@ -59,7 +59,7 @@ class StopRequest(object):
                 pass
 
     def __enter__(self):
-        for signum in EXIT_STATUS:
+        for signum in EXIT_STATUS:  # the signals that have a status of their own
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

@@ -1,0 +1,16 @@
+"""train.py's exit statuses, by name: what a job scheduler or a script can tell from how a run ended.
+
+A stopped run (Ctrl-C, SIGTERM) exits with 128 + the signal's number, the shell's convention, so that a
+pre-empted run is told apart from a finished one; continue it with -rl.
+"""
+import signal
+
+DONE = 0  # trained to the planned step, final checkpoint and evaluation written
+FAILED = 1  # one line said why: a start check, a restore, a file not written, damaged records, a lost cluster
+DIVERGED = 1  # the loss or the weights became NaN or infinite; nothing saved after the last good checkpoint
+BAD_FLAGS = 2  # a flag or setting that makes no sense (argparse's status for its own errors)
+INTERRUPTED = 128 + signal.SIGINT  # Ctrl-C (130), after the final checkpoint where training had begun
+TERMINATED = 128 + signal.SIGTERM  # SIGTERM (143), likewise
+
+# The status of a stop by each signal the trainer handles (training.stop).
+EXIT_STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}

@@ -84,9 +84,13 @@ class Study(object):
 
 def _run(argv, out, name):
     """Run ``python argv`` in its own process group, output to the file ``out``, the ECHOED lines also to
-    the console; pass the first SIGINT/SIGTERM on to it. Returns its exit status."""
+    the console; pass the first SIGINT/SIGTERM on to it. Returns its exit status.
+
+    Its own process group, so that a Ctrl-C reaches it once, through this script, not also from the
+    terminal (a second one would abort it unsaved); the same session, so that ``nice`` on the script
+    applies to it too (Linux schedules sessions as groups)."""
     child = subprocess.Popen([PYTHON, "-u"] + argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             start_new_session=True, text=True, errors="replace")
+                             process_group=0, text=True, errors="replace")
     passed_on = []
 
     def pass_on(signum, _frame):

@@ -156,19 +156,6 @@ def train_all(study, runs, dataset, train_size):
         study.train(name, train_flags(c, seed, dataset, train_size), total)
 
 
-def flatness_all(study, names):
-    """Run evaluate.py --flatness on every final model of ``names`` without a result; return {run: results}."""
-    results = {}
-    for name in names:
-        path = os.path.join(study.flatness, name + ".json")
-        if not os.path.exists(path):
-            study.stage("flatness-" + name, ["evaluate.py", os.path.join(study.ckpt, name), "--json", path]
-                        + FLATNESS_FLAGS)
-        with open(path) as f:
-            results[name] = json.load(f)
-    return results
-
-
 def error_at(run, epoch):
     """Return (test error, effective epoch) of ``run``'s evaluation nearest to ``epoch``."""
     series = run.test_error
@@ -247,7 +234,7 @@ def report(study, seeds, train_size, flatness):
                         ["compare.py"] + runs + ["--out", os.path.join(study.results, "%s-%s.png" % (title, model))])
         if flatness:
             names = [n for ns in finished.values() for n in ns]
-            write(study, title + "-flatness.md", flatness_table(flatness_all(study, names), finished))
+            write(study, title + "-flatness.md", flatness_table(study.flatness(names, FLATNESS_FLAGS), finished))
 
 
 def parse_args(argv):

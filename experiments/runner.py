@@ -37,8 +37,8 @@ class Study(object):
         self.results = os.path.join(results_root or os.path.join(EXPERIMENTS, "results"), name)
         self.data = os.path.join(self.runs, "datasets")
         self.ckpt, self.logs = os.path.join(self.runs, "checkpoints"), os.path.join(self.runs, "tensorboard")
-        self.flatness, self.stage_logs = os.path.join(self.runs, "flatness"), os.path.join(self.runs, "logs")
-        for folder in (self.results, self.stage_logs, self.flatness):
+        self.flatness_dir, self.stage_logs = os.path.join(self.runs, "flatness"), os.path.join(self.runs, "logs")
+        for folder in (self.results, self.stage_logs, self.flatness_dir):
             os.makedirs(folder, exist_ok=True)
         self.log = Log(os.path.join(self.results, "log.txt"))
         self.timings = Timings(os.path.join(self.runs, "timings.json"))
@@ -76,6 +76,18 @@ class Study(object):
         trained = self.checkpoint_step(run) - before
         self.timings.add(run, seconds, trained)
         return trained
+
+    def flatness(self, runs, flags):
+        """Run evaluate.py --flatness (with ``flags``) on the final model of every run of ``runs`` that has no
+        result yet; return {run: its results}, read from ``flatness/RUN.json``."""
+        results = {}
+        for run in runs:
+            path = os.path.join(self.flatness_dir, run + ".json")
+            if not os.path.exists(path):
+                self.stage("flatness-" + run, ["evaluate.py", os.path.join(self.ckpt, run), "--json", path] + flags)
+            with open(path) as f:
+                results[run] = json.load(f)
+        return results
 
     def done(self, run, total_steps):
         """Return whether run ``run`` has reached ``total_steps`` outer steps."""

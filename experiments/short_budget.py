@@ -42,7 +42,6 @@ so that ||x - mu|| compares like with like).
 """
 import argparse
 import collections
-import json
 import os
 import sys
 import time
@@ -108,21 +107,6 @@ def train_all(study, configs, seeds, epochs):
                         outer_steps(CONFIGS[config][1], epochs))
 
 
-def flatness_all(study, configs, seeds):
-    """Run evaluate.py --flatness on every final model without a result yet; return {run: results}."""
-    results = {}
-    for seed in seeds:
-        for config in configs:
-            name = "%s-seed%d" % (config, seed)
-            path = os.path.join(study.flatness, name + ".json")
-            if not os.path.exists(path):
-                study.stage("flatness-" + name, ["evaluate.py", os.path.join(study.ckpt, name), "--json", path]
-                            + FLATNESS_FLAGS)
-            with open(path) as f:
-                results[name] = json.load(f)
-    return results
-
-
 def flatness_table(results, configs, seeds):
     """Return the Markdown flatness table: one row per configuration, mean ± std over ``seeds``."""
     lines = ["| configuration | seeds | test error (%) | train loss f(x) | Hessian λ1 | λ2 | λ3 "
@@ -167,7 +151,8 @@ def main(argv=None):
     study.stage("compare", ["compare.py"] + runs + ["--out", os.path.join(study.results, "comparison.png"),
                                                     "--table", os.path.join(study.results, "comparison.md")])
     if not args.skip_flatness:
-        table = flatness_table(flatness_all(study, args.configs, args.seeds), args.configs, args.seeds)
+        names = ["%s-seed%d" % (c, s) for s in args.seeds for c in args.configs]
+        table = flatness_table(study.flatness(names, FLATNESS_FLAGS), args.configs, args.seeds)
         runner.write_atomically(os.path.join(study.results, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
         print(table, end="")
     study.log.add("# total %.1f min" % ((time.time() - start) / 60.0))

@@ -92,7 +92,8 @@ def test_sigterm_saves_a_final_checkpoint_and_resume_matches(tmp_path, data_dir)
             child.kill()
     assert child.returncode == exits.TERMINATED, rest
     assert "stopped by signal %d at step" % signal.SIGTERM in rest
-    stopped = int(rest.split("at step ")[1].split()[0])
+    stop_line = next(line for line in rest.splitlines() if "stopped by signal" in line)
+    stopped = int(stop_line.split("at step ")[1].split()[0])
     assert stopped >= 2
     run = tmp_path / "ckpt" / "term"
     assert (run / ("model-%d.index" % stopped)).exists()

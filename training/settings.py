@@ -12,7 +12,7 @@ import shutil
 import textwrap
 import types
 
-from training import schema
+from training import exits, schema
 from training.console import say
 from training.setting_types import BOOL
 
@@ -27,7 +27,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
 
     def error(self, message):
-        self.exit(2, "%s: error: %s (see -h)\n" % (self.prog, message))
+        self.exit(exits.BAD_FLAGS, "%s: error: %s (see -h)\n" % (self.prog, message))
 
 
 def config_defaults(config_class):
@@ -191,7 +191,7 @@ def model_settings(s):
     return types.SimpleNamespace(**{k: getattr(s, k) for k in schema.keys(schema.MODEL)})
 
 
-def fail(prog, message, status=1):
+def fail(prog, message, status=exits.FAILED):
     """Print ``PROG: error: message`` on stderr (never raising) and return ``status`` (for main's return value)."""
     say("%s: error: %s" % (prog, message))
     return status

@@ -48,6 +48,12 @@ class Study(object):
 
         A stage that fails ends the script with its status (later stages need its outputs).
         """
+        seconds, status = self._logged_run(name, argv)
+        self._exit_on_failure(name, status)
+        return seconds
+
+    def _logged_run(self, name, argv):
+        """Run the stage and log its command, wall time and status; return (seconds, status)."""
         start = time.time()
         with open(os.path.join(self.stage_logs, name + ".log"), "a") as out:
             status = _run(argv, out, name)
@@ -55,10 +61,12 @@ class Study(object):
         shown = " ".join(os.path.relpath(a, REPO) if a.startswith(REPO) else a for a in argv)
         self.log.add("[%s] %-30s %8.1f s  status %d  $ python %s"
                      % (time.strftime("%Y-%m-%d %H:%M:%S"), name, seconds, status, shown))
+        return seconds, status
+
+    def _exit_on_failure(self, name, status):
         if status != 0:
             sys.exit("stage %s ended with status %d: see %s" % (name, status,
                                                                 os.path.join(self.stage_logs, name + ".log")))
-        return seconds
 
     def checkpoint_step(self, run):
         """Return the outer step of run ``run``'s newest checkpoint (0 when it has none)."""
@@ -70,11 +78,12 @@ class Study(object):
         before = self.checkpoint_step(run)
         if before >= total_steps:
             return 0
-        seconds = self.stage(run, ["train.py"] + flags + ["-n", run, "--data-dir", self.data, "--checkpoint-dir",
-                                                          self.ckpt, "--logdir", self.logs]
-                             + (["-rl"] if before else []))
+        seconds, status = self._logged_run(run, ["train.py"] + flags + [
+            "-n", run, "--data-dir", self.data, "--checkpoint-dir", self.ckpt, "--logdir", self.logs]
+            + (["-rl"] if before else []))
         trained = self.checkpoint_step(run) - before
-        self.timings.add(run, seconds, trained)
+        self.timings.add(run, seconds, trained)  # a stopped run's time counts too: it saved what it trained
+        self._exit_on_failure(run, status)
         return trained
 
     def flatness(self, runs, flags):

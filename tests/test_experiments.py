@@ -83,3 +83,19 @@ def test_protocol_plan_is_seed_by_seed_then_equal_compute():
     assert len(runs) == len(set(runs)) == 18 + 6
     assert runs[18:] == ["lenet-parle-n3-seed1", "lenet-esgd-x3-seed1", "lenet-sgd-x3-seed1",
                          "lenet-parle-n3-seed2", "lenet-esgd-x3-seed2", "lenet-sgd-x3-seed2"]
+
+
+def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, monkeypatch):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"
+
+    def stopped_after_a_save(argv, out, name):
+        state.parent.mkdir(parents=True)
+        state.write_text('model_checkpoint_path: "model-7"\n')
+        return 143
+
+    monkeypatch.setattr(runner, "_run", stopped_after_a_save)
+    with pytest.raises(SystemExit, match="status 143"):
+        study.train("r", ["-opt", "sgd"], total_steps=10)
+    assert study.timings.runs["r"][1] == 7 and study.timings.seconds("r") >= 0
+    assert "status 143" in (tmp_path / "results" / "s" / "log.txt").read_text()

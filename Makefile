@@ -10,14 +10,15 @@ PY     := $(VENV)/bin/python
 .PHONY: test test-fast train clean-venv
 
 # The project installs in editable mode (pyproject.toml): its requirements, and its packages importable
-# from bench/, tests/ and experiments/ without path edits. Said before the long silent part: pip -q
-# prints nothing while it fetches TensorFlow's 570 MB wheel.
+# from bench/, tests/ and experiments/ without path edits (PYTHONWARNINGS: setuptools warns on every
+# editable install that a folder named like a package shadows it, which here is the point). Said before
+# the long silent part: pip -q prints nothing while it fetches TensorFlow's 570 MB wheel.
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "Installing TensorFlow and the other requirements into $(VENV):" \
 	  "about 700 MB to download, 2.3 GB on disk; 1.5 min on a fast link, longer on a slow one"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e .
+	@PYTHONWARNINGS=ignore $(PY) -m pip install -q -e .
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt

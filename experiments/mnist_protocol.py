@@ -165,9 +165,10 @@ def error_at(run, epoch):
 
 def error_table(study, finished):
     """Return the Markdown test-error table of the finished runs ({configuration: [run names]}): final and
-    best error, the error at FEWER_EPOCHS (x3 runs: at 3 times those), effective epochs, training time."""
+    best error, the error of the evaluation nearest each of FEWER_EPOCHS effective epochs (x3 runs: 3 times
+    those) with the mean epoch it was at, effective epochs, training time."""
     head = ["configuration", "seeds", "effective epochs", "final test error (%)", "best test error (%)"]
-    head += ["at %d × stretch (%%)" % e for e in FEWER_EPOCHS] + ["training time / run"]
+    head += ["error near %d (%%)" % e for e in FEWER_EPOCHS] + ["training time / run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for config, names in finished.items():
         runs = [load_run(os.path.join(study.logs, n)) for n in names]

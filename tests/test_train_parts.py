@@ -234,8 +234,12 @@ def test_progress_estimate_of_a_month_long_cpu_run_comes_after_one_slow_step():
     p, out = _line_progress(total_steps=3907, steps_per_epoch=per_epoch, images_per_step=128 * 20)
     for step in range(1, progress.SETUP_STEPS + 2):
         p.step_done(step, step / per_epoch, 2560 / 3.6, {"loss": 2.0, "accuracy": 0.1})
-    assert out.getvalue() == ("timing: 3.6 img/s, 3:51:29 per effective epoch: about 32.2 days for all 200.04 "
-                              "effective epochs, plus evaluations; the first 2 steps (graph set-up) took 0:23:42\n")
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if line.startswith("timing: ")] == [
+        "timing: 3.6 img/s, 3:51:29 per effective epoch: about 32.2 days for all 200.04 effective epochs, plus "
+        "evaluations; the first 2 steps (graph set-up) took 0:23:42"]
+    # Each step takes longer than LINE_SECONDS, so each gets its line although log_every is far away.
+    assert [line.split()[1] for line in lines if line.startswith("step ")] == ["1/3907", "2/3907", "3/3907"]
     assert progress.format_duration(86400 * 2 - 1) == "1 day, 23:59:59" and progress.format_rate(3.64) == "3.6"
 
 
@@ -275,6 +279,15 @@ def test_progress_spinner_on_a_terminal_goes_when_the_phase_ends():
 def _last_drawn(text):
     """What a terminal shows last on the line of a bar drawn into ``text`` (carriage returns redraw)."""
     return text.rstrip("\n").split("\r")[-1]
+
+
+def test_plain_lines_come_at_least_every_line_seconds_of_steps():
+    # Steps of a third of LINE_SECONDS with log_every far away: a line after every third step, not none.
+    p, out = _line_progress(total_steps=100, steps_per_epoch=50.0, images_per_step=10, log_every=1000)
+    for step in range(1, 8):
+        p.step_done(step, step / 50.0, progress.LINE_SECONDS / 3, {"loss": 1.0, "accuracy": 0.5})
+    steps = [line.split()[1] for line in out.getvalue().splitlines() if line.startswith("step ")]
+    assert steps == ["3/100", "6/100"]
 
 
 def test_progress_bar_mode_draws_a_bar_per_epoch():

@@ -1,6 +1,7 @@
 """What a person watching the run sees: a tqdm bar per effective epoch on a terminal, else plain lines.
 
-Plain lines (a log file, a cluster job) every ``log_every`` outer steps:
+Plain lines (a log file, a cluster job) every ``log_every`` outer steps, and at least every
+``LINE_SECONDS`` of steps (a large model on a CPU takes hours for 20 outer steps):
 ``step 120/3900  epoch 2.46  loss 0.4123  acc 0.857  1830 img/s  left 0:12:03``; one line after each
 evaluation: ``eval step 120  epoch 2.46  test loss 0.3812  acc 0.8650  error 13.50%  (best 0.8650)``.
 
@@ -31,6 +32,8 @@ SETUP_STEPS = 2
 # estimate back for an hour.
 ESTIMATE_STEPS = 5
 ESTIMATE_SECONDS = 60.0
+# Plain lines come at least this often, in seconds of steps, whatever log_every.
+LINE_SECONDS = 300.0
 _SPIN_INTERVAL = 0.5   # seconds between redraws of a spinner
 _SPINNER = "|/-\\"
 
@@ -79,6 +82,7 @@ class Progress(object):
         self._train_time = 0.0       # the steps after those
         self._steps_timed = 0
         self._estimated = False
+        self._unreported = 0.0       # seconds of steps since the last step line
 
     def step_done(self, step, epoch, seconds, values):
         """Record one outer step (now at global ``step``, effective ``epoch``) that took ``seconds``.
@@ -90,7 +94,7 @@ class Progress(object):
         left = format_seconds((self.total_steps - step) * self.seconds_per_step()) if self._steps_timed else "?"
         if self.bar_mode:
             self._advance_bar(step, epoch, values, rate, left)
-        elif step % self.log_every == 0 or step == self.total_steps:
+        elif self._line_due(step, seconds):
             self.line("step %d/%d  epoch %.2f  loss %.4f  acc %.3f  %s img/s  left %s"
                       % (step, self.total_steps, epoch, values["loss"], values["accuracy"], format_rate(rate),
                          left))
@@ -98,6 +102,15 @@ class Progress(object):
             self._estimated = True
             self.line(self.estimate(step))
         return rate
+
+    def _line_due(self, step, seconds):
+        """Whether a plain step line is due at ``step``: every ``log_every`` steps, the last step, or once
+        ``LINE_SECONDS`` of steps have gone by without one."""
+        self._unreported += seconds
+        if step % self.log_every == 0 or step == self.total_steps or self._unreported >= LINE_SECONDS:
+            self._unreported = 0.0
+            return True
+        return False
 
     def _time_step(self, step, seconds):
         """Add a step's time to the mean, except the first ``SETUP_STEPS`` of this process (set-up)."""

@@ -56,6 +56,9 @@ class config_train(object):
     esgd_lr_decay = 0.2
     esgd_lr_epochs = [80, 160]     # 4 and 8 outer epochs at L = 20, in effective epochs
     esgd_weight_decay = 1e-3       # the authors' CIFAR-10 command
+    esgd_outer_momentum = 0.9      # momentum of the outer step: 0.9 as in the authors' PyTorch code
+                                   # (momentum stays that of the Langevin loop); their Lua code, which
+                                   # made the paper's figures, uses none (0)
     bn_reestimate = True           # re-estimate batch-norm statistics at x before evaluating (authors' Lua code)
     bn_reestimate_batches = 50     # training batches for that pass
 

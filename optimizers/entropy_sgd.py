@@ -10,11 +10,13 @@ One outer step, with the names of the paper and of our arguments (x: the weights
         x' <- x' - langevin_lr * (g - gamma * (x - x')) - epsilon * sqrt(2 * langevin_lr) * N(0, I)
         mu <- mu_decay * mu + (1 - mu_decay) * x'
     d <- x - mu + weight_decay * x                     (L = 0: d <- grad f(x; batch 1) + weight_decay * x)
-    m <- momentum * m + d ;  d <- d + momentum * m     (Nesterov)  or  d <- m
+    m <- outer_momentum * m + d ;  d <- d + outer_momentum * m   (Nesterov)  or  d <- m
     x <- x - learning_rate * d
 
 This is the authors' PyTorch code (momentum in both loops, gamma folded into the learning rate of the
-outer step) with the scoping counter incremented as in their Lua code. The noise term is the authors'
+outer step) with the scoping counter incremented as in their Lua code. ``outer_momentum`` defaults to
+``momentum``, as there; their Lua code, which made the paper's figures, applies none to the outer step
+(``outer_momentum=0``: x <- x - learning_rate * (x - mu)). The noise term is the authors'
 ``langevin_lr * epsilon / sqrt(0.5 * langevin_lr) * N``, written as ``epsilon * sqrt(2 * langevin_lr) * N``
 so that langevin_lr = 0 is not a division by zero.
 
@@ -111,14 +113,15 @@ class EntropySGD(tf.train.Optimizer):
 
     def __init__(self, loss_fn, learning_rate, L=20, gamma=0.03, scoping=1e-3, langevin_lr=0.1,
                  epsilon=1e-4, mu_decay=0.75, momentum=0.9, nesterov=True, weight_decay=0.0,
-                 fused=True, loss_scale=None, seed=0, use_locking=False, name="EntropySGD"):
+                 fused=True, loss_scale=None, seed=0, outer_momentum=None, use_locking=False, name="EntropySGD"):
         if isinstance(L, bool) or not isinstance(L, numbers.Integral) or L < 0:
             raise ValueError("L must be an integer >= 0, got %r" % (L,))
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError("seed must be an integer, got %r" % (seed,))
+        outer_momentum = momentum if outer_momentum is None else outer_momentum
         for arg, value in (("learning_rate", learning_rate), ("gamma", gamma), ("scoping", scoping),
                            ("langevin_lr", langevin_lr), ("epsilon", epsilon), ("momentum", momentum),
-                           ("weight_decay", weight_decay)):
+                           ("outer_momentum", outer_momentum), ("weight_decay", weight_decay)):
             _check_rate(arg, value)
         if isinstance(mu_decay, bool) or not isinstance(mu_decay, numbers.Real) or not 0 <= mu_decay < 1:
             raise ValueError("mu_decay must be a number in [0, 1), got %r" % (mu_decay,))
@@ -129,7 +132,7 @@ class EntropySGD(tf.train.Optimizer):
         self._L = int(L)
         self._hyper = dict(learning_rate=learning_rate, gamma=gamma, scoping=scoping,
                            langevin_lr=langevin_lr, epsilon=epsilon, mu_decay=mu_decay,
-                           momentum=momentum, weight_decay=weight_decay)
+                           momentum=momentum, outer_momentum=outer_momentum, weight_decay=weight_decay)
         self._nesterov = bool(nesterov)
         self._fused = bool(fused)
         self._loss_scale = loss_scale
@@ -333,7 +336,7 @@ class EntropySGD(tf.train.Optimizer):
         return [v.assign(value, use_locking=self._use_locking).op for v, value in zip(variables, values)]
 
     def _outer_update(self, var_list, directions, anchors=None, finite=None):
-        """x <- x - lr * momentum(d + weight_decay * x); with anchors=None x is the variable's value.
+        """x <- x - lr * outer_momentum(d + weight_decay * x); with anchors=None x is the variable's value.
 
         With a loss scale, ``finite`` says whether every gradient of the step was finite: if not, x and
         the momentum keep their values from before the step, the skipped-step counter grows and the loss
@@ -346,8 +349,8 @@ class EntropySGD(tf.train.Optimizer):
             slot = self.get_slot(v, MOMENTUM)
             m_old = slot.read_value()
             d = d + t["weight_decay"] * x
-            m_new = t["momentum"] * m_old + d
-            d = d + t["momentum"] * m_new if self._nesterov else m_new
+            m_new = t["outer_momentum"] * m_old + d
+            d = d + t["outer_momentum"] * m_new if self._nesterov else m_new
             x_new = x - t["learning_rate"] * d
             if finite is not None:
                 x_new, m_new = tf.where(finite, x_new, x), tf.where(finite, m_new, m_old)

@@ -39,13 +39,15 @@ def two_layer_grads(params, batch):
 
 
 def reference_entropy_sgd(params, batches, grad_fn, steps, learning_rate, L, gamma, scoping, langevin_lr, mu_decay,
-                          momentum, nesterov, weight_decay):
-    """The pseudocode of Entropy-SGD with epsilon = 0, in float64; returns the weights after `steps` outer steps."""
+                          momentum, nesterov, weight_decay, outer_momentum=None):
+    """The pseudocode of Entropy-SGD with epsilon = 0, in float64; returns the weights after `steps` outer steps.
+    ``outer_momentum`` (default: ``momentum``) is the outer step's."""
+    outer_momentum = momentum if outer_momentum is None else outer_momentum
     x = [p.astype(np.float64) for p in params]
     m = [np.zeros_like(p) for p in x]
     stream = iter(batches)
 
-    def with_momentum(buf, g):
+    def with_momentum(buf, g, momentum=momentum):
         buf *= momentum
         buf += g
         return g + momentum * buf if nesterov else buf.copy()
@@ -67,7 +69,7 @@ def reference_entropy_sgd(params, batches, grad_fn, steps, learning_rate, L, gam
                     mu[j] = mu_decay * mu[j] + (1.0 - mu_decay) * xp[j]
             d = [x[j] - mu[j] for j in range(len(x))]
         for j in range(len(x)):
-            dj = with_momentum(m[j], d[j] + weight_decay * x[j])
+            dj = with_momentum(m[j], d[j] + weight_decay * x[j], outer_momentum)
             x[j] = x[j] - learning_rate * dj
     return x
 

@@ -59,6 +59,22 @@ def test_matches_numpy_reference(model, L, momentum, nesterov, weight_decay, sco
     assert max(np.abs(e - p).max() for e, p in zip(expected, params)) > 1e-2
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
+def test_outer_momentum_of_its_own_matches_numpy_reference(fused):
+    """The authors' Lua outer step: no momentum there (outer_momentum=0), Nesterov 0.9 in the Langevin loop."""
+    xs, ys = make_data()
+    params = init_params("two_layer")
+    hyper = dict(learning_rate=0.5, L=3, gamma=0.3, scoping=0.1, langevin_lr=0.2, mu_decay=0.75,
+                 momentum=0.9, nesterov=True, weight_decay=1e-2, outer_momentum=0.0)
+    batches = [(xs[i % N_BATCHES].astype(np.float64), ys[i % N_BATCHES]) for i in range(4 * 3)]
+    expected = reference_entropy_sgd(params, batches, two_layer_grads, 4, **hyper)
+    got = run_tf("two_layer", params, xs, ys, 4, epsilon=0.0, fused=fused, **hyper)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    with_outer = reference_entropy_sgd(params, batches, two_layer_grads, 4, **dict(hyper, outer_momentum=0.9))
+    assert max(np.abs(e - w).max() for e, w in zip(expected, with_outer)) > 1e-2  # the setting matters
+
+
 def test_tensor_hyperparameters_match_numpy_reference():
     xs, ys = make_data()
     params = init_params("two_layer")

@@ -39,6 +39,7 @@ class Config(object):
     esgd_lr_decay = 0.2
     esgd_lr_epochs = [80, 160]
     esgd_weight_decay = 1e-3
+    esgd_outer_momentum = 0.9
     replicas = 3
     rho = 0.01
     rho_scoping = 1e-3
@@ -179,3 +180,13 @@ def test_speed_and_parallel_flags_reach_the_settings():
     assert schedule.uses_esgd_recipe(p) and schedule.schedule_settings(p) == (1.0, 0.2, [80, 160])
     assert schedule.batches_per_step("parle", 5) == 5 and schedule.examples_per_batch(p) == 128
     assert {"precision", "gpus"} <= set(schema.keys(schema.RESUME))
+
+
+def test_entropy_sgd_arguments_take_the_outer_momentum_of_its_recipe():
+    from training.optimizer_args import esgd_arguments
+    lua = esgd_arguments(parse("-L", "20", "--set", "esgd_outer_momentum=0", "--set", "momentum=0.8"), 1.0, None)
+    assert (lua["outer_momentum"], lua["momentum"]) == (0.0, 0.8)
+    assert esgd_arguments(parse("-L", "20"), 1.0, None)["outer_momentum"] == Config.esgd_outer_momentum
+    # L = 0 is Nesterov SGD with the SGD recipe: one momentum, whatever the Entropy-SGD recipe says
+    sgd = esgd_arguments(parse("-L", "0", "--set", "esgd_outer_momentum=0", "--set", "momentum=0.8"), 1.0, None)
+    assert (sgd["outer_momentum"], sgd["momentum"]) == (0.8, 0.8)

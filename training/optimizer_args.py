@@ -9,10 +9,11 @@ FP16_INITIAL_LOSS_SCALE, FP16_INCREMENT_PERIOD = 2.0 ** 15, 2000
 
 def esgd_arguments(s, lr, loss_scale):
     """Keyword arguments of EntropySGD (and of each Parle replica) for settings ``s``."""
+    recipe = schedule.uses_esgd_recipe(s)  # with L = 0, Entropy-SGD is Nesterov SGD with the SGD recipe
     return dict(learning_rate=lr, L=s.L, gamma=s.g0, scoping=s.g1, langevin_lr=s.langevin_lr,
                 epsilon=s.epsilon, mu_decay=s.mu_decay, momentum=s.momentum, nesterov=s.nesterov,
-                weight_decay=s.esgd_weight_decay if schedule.uses_esgd_recipe(s) else s.weight_decay,
-                loss_scale=loss_scale)
+                weight_decay=s.esgd_weight_decay if recipe else s.weight_decay,
+                outer_momentum=s.esgd_outer_momentum if recipe else s.momentum, loss_scale=loss_scale)
 
 
 def baseline_optimizer(s, lr):

@@ -82,6 +82,8 @@ SETTINGS = (
     Setting("esgd_lr_decay", FLOAT, "factor of eta at each of esgd_lr_epochs", "entropy-sgd", positive()),
     Setting("esgd_lr_epochs", NUMBERS, "effective epochs of eta's decays", "entropy-sgd", epoch_list()),
     Setting("esgd_weight_decay", FLOAT, "L2 weight decay, in both loops", "entropy-sgd", at_least(0)),
+    Setting("esgd_outer_momentum", FLOAT, "momentum of the outer step (0: the authors' Lua code)", "entropy-sgd",
+            at_least(0)),
     Setting("bn_reestimate", BOOL, "re-estimate batch-norm statistics at x before evaluating", "entropy-sgd",
             roles=(EVALUATE,)),
     Setting("bn_reestimate_batches", INT, "training batches of that pass", "entropy-sgd", at_least(1),

@@ -16,7 +16,8 @@ Batch 128, no augmentation, no weight decay (their ``--L2`` defaults to 0), Nest
   {1,30,0.1}, {30,60,0.02}, {60,150,0.004}, which take the first matching row), 100 epochs.
 - ``adam``: the paper's MNIST baseline, Adam's default rate 1e-3 with the same decays and epochs.
 - ``esgd``: L = 20, gamma 1e-4, scoping 1e-3 (gamma * 1.001^t, t the outer steps), noise 1e-4, Langevin
-  step 0.1, mu decay 0.75 (their ``lclr`` and ``beta1`` defaults); outer rate 1 for outer epochs 1-2,
+  step 0.1, mu decay 0.75 (their ``lclr`` and ``beta1`` defaults), Nesterov momentum 0.9 in the Langevin
+  loop and none on the outer step, x <- x - eta (x - mu), as their Lua code; outer rate 1 for outer epochs 1-2,
   then 0.1 (their 0.01 from outer epoch 8 is never reached), 5 outer epochs. One of their outer epochs is
   a pass of outer steps of L minibatches each, 20 effective epochs: 100 effective epochs in all, the
   decay at 40. Both networks use these settings (mnistfc's table lacks only the 0.01 row).
@@ -25,10 +26,12 @@ Batch 128, no augmentation, no weight decay (their ``--L2`` defaults to 0), Nest
   ``sgd-x3``: those recipes given the same total gradient evaluations, their schedules stretched
   3-fold (decays at 120, and at 90 and 180, of 300 effective epochs). LeNet, seeds 1 and 2.
 
-Where we depart from their code, for reasons given in docs/optimizer.md and the results' README: we
-evaluate the test split every 2 effective epochs (they evaluate a validation set every epoch or every
-5), read the training set in shuffled passes (they draw every minibatch with replacement), and re-estimate
-batch norm before an evaluation for Entropy-SGD and Parle only (they do it for SGD too).
+Where we depart from their code (the results' README says why): we evaluate the test split every 2
+effective epochs, 6 for the x3 runs (they evaluate a validation set every outer epoch or every 5 epochs);
+read the training set in shuffled passes (they draw every minibatch with replacement); make L gradient
+evaluations per Entropy-SGD outer step (their Lua step makes one more, at x, for its logged loss);
+re-estimate batch norm before an evaluation for Entropy-SGD and Parle only (they do it for SGD too); and
+train 2,344 outer steps for 100 effective epochs (their 5 outer epochs are 2,340).
 
 Flatness of every final model (``evaluate.py --flatness``, one probe for all): top-3 eigenvalues of the
 Hessian of the training loss on a fixed batch of 1024 training images, the same for the filter-normalised
@@ -103,7 +106,8 @@ def recipe_flags(c):
                                      lr_epochs=_epochs(30 * k, 60 * k))
     flags = ["-opt", opt, "-L", str(L)] + _sets(
         g0=1e-4, g1=1e-3, epsilon=1e-4, langevin_lr=0.1, mu_decay=0.75, momentum=0.9, nesterov="true",
-        esgd_learning_rate=1, esgd_lr_decay=0.1, esgd_lr_epochs=_epochs(40 * k), esgd_weight_decay=0)
+        esgd_outer_momentum=0, esgd_learning_rate=1, esgd_lr_decay=0.1, esgd_lr_epochs=_epochs(40 * k),
+        esgd_weight_decay=0)
     if replicas > 1:
         flags += ["--replicas", str(replicas)] + _sets(rho=0.01, rho_scoping=1e-3)
     return flags
@@ -125,30 +129,42 @@ def plan(seeds):
     return runs + [(c, s) for s in EQUAL_COMPUTE_SEEDS if s in seeds for c in EQUAL_COMPUTE]
 
 
-def time_left(study, runs, train_size):
-    """Return an estimate of the training seconds left for ``runs`` (configuration, seed), from the rates
-    measured so far: the configuration's own, else its model's, else every run's; None before any."""
+def minibatches_per_step(c):
+    """Return the minibatch gradients one outer step of configuration ``c`` evaluates (all replicas)."""
+    opt, L, replicas = optimizer(c)
+    return batches_per_step(opt, L) * replicas
+
+
+def time_left(study, runs, train_size, start=0):
+    """Return an estimate of the training seconds left for ``runs[start:]`` ((configuration, seed) pairs),
+    from the seconds per minibatch gradient measured so far over ``runs``: the configuration's runs, else
+    its model's, else all (outer steps differ 60-fold in work, minibatches do not); None before any has
+    trained."""
+    def work(select):
+        return {run_name(o, s): minibatches_per_step(o) for o, s in runs if select(o)}
+
     left = 0.0
-    for c, seed in runs:
+    for c, seed in runs[start:]:
         remaining = total_steps(c, train_size) - study.checkpoint_step(run_name(c, seed))
         if remaining <= 0:
             continue
-        same = [run_name(c, s) for s in range(1, 100)]
-        model = [run_name(o, s) for o in MAIN + EQUAL_COMPUTE if o.model == c.model for s in range(1, 100)]
-        rate = study.timings.rate(same) or study.timings.rate(model) or study.timings.rate(list(study.timings.runs))
+        rate = (study.timings.rate(work(lambda o, c=c: o == c))
+                or study.timings.rate(work(lambda o, c=c: o.model == c.model))
+                or study.timings.rate(work(lambda o: True)))
         if rate is None:
             return None
-        left += remaining * rate
+        left += remaining * minibatches_per_step(c) * rate
     return left
 
 
 def train_all(study, runs, dataset, train_size):
-    """Train every run of ``runs`` not yet finished, with a line on the progress and time left before each."""
+    """Train every run of ``runs`` not yet finished, with a line on the progress and time left before each
+    (a run that fails is logged and left unfinished; the next invocation tries it again)."""
     for i, (c, seed) in enumerate(runs):
         name, total = run_name(c, seed), total_steps(c, train_size)
         if study.done(name, total):
             continue
-        left = time_left(study, runs[i:], train_size)
+        left = time_left(study, runs, train_size, start=i)
         left = "unknown until a run has trained" if left is None else "about " + runner.duration(left)
         study.log.add("[%s] run %d/%d %s from outer step %d of %d; training left: %s"
                       % (time.strftime("%Y-%m-%d %H:%M:%S"), i + 1, len(runs), name, study.checkpoint_step(name),

@@ -6,9 +6,10 @@ checkpoints, event files, flatness JSONs, one log per stage and ``timings.json``
 to ``experiments/results/<study>/``: tables, figures and ``log.txt``.
 
 Stopping: Ctrl-C or SIGTERM to the script is passed on, once, to the stage running (train.py saves a
-checkpoint and exits), and the script then exits with the stage's status. Run the same command again to
-go on: finished runs are skipped and a run with checkpoints is resumed with ``-rl``, so no more than the
-last checkpoint interval is lost.
+checkpoint and exits), and the script then exits with the stage's status (130, 143). Run the same
+command again to go on: finished runs are skipped and a run with checkpoints is resumed with ``-rl``, so
+no more than the last checkpoint interval is lost. A training run that fails otherwise (a NaN loss, say)
+is logged as failed and the study goes on with the next; any other stage that fails ends the script.
 """
 import json
 import os
@@ -21,6 +22,8 @@ import time
 import numpy as np
 
 from analysis.report import write_atomically
+from training import checkpoint_files
+from training.exits import EXIT_STATUS
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXPERIMENTS)
@@ -64,9 +67,12 @@ class Study(object):
         return seconds, status
 
     def _exit_on_failure(self, name, status):
+        """End the script with the stage's status when it failed (after one line saying where to look)."""
         if status != 0:
-            sys.exit("stage %s ended with status %d: see %s" % (name, status,
-                                                                os.path.join(self.stage_logs, name + ".log")))
+            print("stage %s ended with status %d: see %s" % (name, status, os.path.join(self.stage_logs,
+                                                                                       name + ".log")),
+                  file=sys.stderr, flush=True)
+            sys.exit(status)
 
     def checkpoint_step(self, run):
         """Return the outer step of run ``run``'s newest checkpoint (0 when it has none)."""
@@ -74,17 +80,25 @@ class Study(object):
 
     def train(self, run, flags, total_steps):
         """Train run ``run`` (train.py ``flags``) to ``total_steps`` outer steps: skipped when there,
-        resumed with -rl when it has checkpoints. Returns the outer steps this call trained."""
+        resumed with -rl when it has checkpoint files. Returns whether it ended well (a stop signal ends
+        the script; another failure is logged and returns False)."""
         before = self.checkpoint_step(run)
         if before >= total_steps:
-            return 0
+            return True
+        resume = checkpoint_files.holds_checkpoints(os.path.join(self.ckpt, run))
         seconds, status = self._logged_run(run, ["train.py"] + flags + [
             "-n", run, "--data-dir", self.data, "--checkpoint-dir", self.ckpt, "--logdir", self.logs]
-            + (["-rl"] if before else []))
+            + (["-rl"] if resume else []))
         trained = self.checkpoint_step(run) - before
-        self.timings.add(run, seconds, trained)  # a stopped run's time counts too: it saved what it trained
-        self._exit_on_failure(run, status)
-        return trained
+        if trained > 0:  # a stopped run's time counts too: it saved what it trained
+            self.timings.add(run, seconds, trained)
+        if status in EXIT_STATUS.values():
+            self._exit_on_failure(run, status)
+        if status != 0:
+            self.log.add("[%s] %s failed (status %d): the study goes on; see %s"
+                         % (time.strftime("%Y-%m-%d %H:%M:%S"), run, status,
+                            os.path.join(self.stage_logs, run + ".log")))
+        return status == 0
 
     def flatness(self, runs, flags):
         """Run evaluate.py --flatness (with ``flags``) on the final model of every run of ``runs`` that has no
@@ -134,13 +148,10 @@ def _run(argv, out, name):
 
 
 def checkpoint_step(run_dir):
-    """Return the outer step of the newest checkpoint in ``run_dir`` (0 if there is none)."""
-    state = os.path.join(run_dir, "checkpoint")
-    if not os.path.exists(state):
-        return 0
-    with open(state) as f:
-        first = f.readline()  # model_checkpoint_path: "model-STEP"
-    return int(first.rsplit("-", 1)[1].strip().strip('"'))
+    """Return the outer step of the newest save in ``run_dir`` (or its best/) that -rl would try first
+    (0 if there is none)."""
+    candidates = checkpoint_files.resume_candidates(run_dir)
+    return int(candidates[0].rsplit("-", 1)[1]) if candidates else 0
 
 
 class Log(object):
@@ -183,11 +194,12 @@ class Timings(object):
         """Return the training seconds of run ``run`` (0 when it has not trained)."""
         return self.runs.get(run, [0.0, 0])[0]
 
-    def rate(self, runs):
-        """Return seconds per outer step measured over ``runs`` (run names), or None when none trained."""
-        seconds = sum(self.runs[r][0] for r in runs if r in self.runs and self.runs[r][1] > 0)
-        steps = sum(self.runs[r][1] for r in runs if r in self.runs and self.runs[r][1] > 0)
-        return seconds / steps if steps else None
+    def rate(self, work):
+        """Return the seconds per unit of work measured over the runs of ``work`` ({run name: work of one
+        of its outer steps, e.g. its minibatches}), or None when none of them has trained."""
+        known = [r for r in work if r in self.runs and self.runs[r][1] > 0]
+        done = sum(self.runs[r][1] * work[r] for r in known)
+        return sum(self.runs[r][0] for r in known) / done if done else None
 
 
 def duration(seconds):

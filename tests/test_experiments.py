@@ -49,8 +49,9 @@ def test_timings_sum_over_calls_and_survive_a_restart(tmp_path):
     t.add("b", 3.0, 0)  # a call that trained nothing: no rate from it
     again = runner.Timings(path)
     assert again.seconds("a") == 30.0 and again.seconds("missing") == 0.0
-    assert again.rate(["a", "b"]) == pytest.approx(2.0)
-    assert again.rate(["b"]) is None
+    assert again.rate({"a": 1, "b": 1}) == pytest.approx(2.0)
+    assert again.rate({"a": 20}) == pytest.approx(0.1)  # per unit of work: 20 minibatches an outer step
+    assert again.rate({"b": 1}) is None
 
 
 def test_checkpoint_step_reads_the_state_file(tmp_path):
@@ -95,7 +96,57 @@ def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, m
         return 143
 
     monkeypatch.setattr(runner, "_run", stopped_after_a_save)
-    with pytest.raises(SystemExit, match="status 143"):
+    with pytest.raises(SystemExit) as stop:
         study.train("r", ["-opt", "sgd"], total_steps=10)
+    assert stop.value.code == 143  # a scheduler tells a pre-emption from a failure
     assert study.timings.runs["r"][1] == 7 and study.timings.seconds("r") >= 0
     assert "status 143" in (tmp_path / "results" / "s" / "log.txt").read_text()
+
+
+def test_a_failed_training_run_is_logged_and_the_study_goes_on(tmp_path, monkeypatch):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name: 1)  # a NaN loss, say
+    assert study.train("r", ["-opt", "sgd"], total_steps=10) is False
+    assert "r failed (status 1): the study goes on" in (tmp_path / "results" / "s" / "log.txt").read_text()
+    assert "r" not in study.timings.runs  # nothing trained, no time counted
+
+
+def authors_rate(regimes, epoch):
+    """The rate of train.lua's learning_rate_schedule at (1-based) ``epoch``: the first matching row."""
+    return next(rate for first, last, rate in regimes if first <= epoch <= last)
+
+
+# train.lua (ucla-vision/entropy-sgd): regimes for L = 0 (mnistconv and mnistfc) and for L > 0 (mnistconv,
+# mnistfc), in their (outer) epochs; 100 epochs, 5 outer epochs.
+SGD_REGIMES = [(1, 30, 0.1), (30, 60, 0.1 * 0.2), (60, 150, 0.1 * 0.2 ** 2)]
+ESGD_REGIMES = {"lenet": [(1, 2, 1), (3, 7, 0.1), (8, 15, 0.01)], "mnistfc": [(1, 2, 1), (3, 15, 0.1)]}
+
+
+@pytest.mark.parametrize("model", ["lenet", "mnistfc"])
+def test_protocol_recipes_are_the_authors(model):
+    from config import config_train
+    from training import schedule, settings
+
+    def parsed(recipe):
+        c = mnist_protocol.Config(model, recipe, 1)
+        return settings.parse_settings(mnist_protocol.train_flags(c, 1, "fashion-mnist", 60000), config_train)
+
+    def rate(s, epoch):
+        base, decay, boundaries = schedule.schedule_settings(s)
+        return base * decay ** sum(epoch >= b for b in boundaries)
+
+    sgd, adam, esgd = parsed("sgd"), parsed("adam"), parsed("esgd")
+    for epoch in range(1, 101):  # their epoch n is our effective epochs [n - 1, n)
+        assert rate(sgd, epoch - 0.5) == pytest.approx(authors_rate(SGD_REGIMES, epoch))
+        assert rate(adam, epoch - 0.5) == pytest.approx(1e-3 / 0.1 * authors_rate(SGD_REGIMES, epoch))
+    for outer_epoch in range(1, 6):  # an outer epoch of L = 20 minibatches a step: 20 effective epochs
+        assert rate(esgd, 20 * outer_epoch - 10) == pytest.approx(authors_rate(ESGD_REGIMES[model], outer_epoch))
+    for s in (sgd, adam, esgd):
+        assert (s.batch_size, s.augment, s.epochs, s.model) == (128, False, 100, model)
+    assert sgd.weight_decay == adam.weight_decay == 0
+    assert (sgd.optimizer, sgd.momentum, sgd.nesterov) == ("momentum", 0.9, True)
+    # their README's command: -L 20 --gamma 1e-4 --scoping 1e-3 --noise 1e-4; lclr 0.1 and beta1 0.75 are
+    # entropyoptim.lua's defaults; its outer step applies no momentum; --L2 defaults to 0
+    assert (esgd.optimizer, esgd.L, esgd.g0, esgd.g1, esgd.epsilon) == ("entropy-sgd", 20, 1e-4, 1e-3, 1e-4)
+    assert (esgd.langevin_lr, esgd.mu_decay, esgd.momentum, esgd.nesterov) == (0.1, 0.75, 0.9, True)
+    assert (esgd.esgd_outer_momentum, esgd.esgd_weight_decay) == (0, 0)

@@ -47,7 +47,7 @@ from training.devices import local_devices, session_config
 from training.exits import EXIT_STATUS
 from training.graph import build
 from training.optimizer_args import baseline_optimizer, esgd_arguments
-from training.settings import parse_settings
+from training.settings import model_settings, parse_settings
 from training.stop import StopRequest
 
 MODES = ("fp32", "bf16", "bf16+xla", "fp32+xla")
@@ -91,7 +91,7 @@ def synthetic_step(s, info, record_dir):
     def loss_fn():
         # Dropout keyed by the step (one batch, so no stream position): fresh masks, never a folded constant.
         key = model_key(s.seed, global_step)
-        logits = model_fn(normalize(images), True, info.num_classes, s, dropout_key=key)
+        logits = model_fn(normalize(images), True, info.num_classes, model_settings(s), dropout_key=key)
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
     lr = tf.constant(schedule.schedule_settings(s)[0], tf.float32)

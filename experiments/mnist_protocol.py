@@ -200,25 +200,6 @@ def error_table(study, finished):
     return "\n".join(lines) + "\n"
 
 
-def flatness_table(results, finished):
-    """Return the Markdown flatness table: one row per configuration, mean ± std over its seeds."""
-    lines = ["| configuration | seeds | test error (%) | train loss f(x) | Hessian λ1 | λ2 | λ3 "
-             "| normalised λ1 | λ2 | λ3 | ‖x − μ‖ | mean Langevin loss − f(x) |",
-             "|---|" + "---:|" * 11]
-    for config, names in finished.items():
-        rows = [results[n] for n in names]
-        flat = [r["flatness"] for r in rows]
-        top = [runner.cell([f["hessian_top"][i] for f in flat], 2) for i in range(3)]
-        normalised = [runner.cell([f["hessian_top_normalised"][i] for f in flat], 2)
-                      if all("hessian_top_normalised" in f for f in flat) else "–" for i in range(3)]
-        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
-            config, len(rows), runner.cell([100 * r["test_error"] for r in rows], 2),
-            runner.cell([f["train_loss"] for f in flat], 4), " | ".join(top), " | ".join(normalised),
-            runner.cell([f["local_entropy"]["x_mu_norm"] for f in flat], 3),
-            runner.cell([f["local_entropy"]["inner_loss"] - f["train_loss"] for f in flat], 4, sign=True)))
-    return "\n".join(lines) + "\n"
-
-
 def finished_runs(study, configs, seeds, train_size):
     """Return {configuration name: [finished run names]} for ``configs``, configurations with none left out."""
     finished = collections.OrderedDict()
@@ -251,7 +232,7 @@ def report(study, seeds, train_size, flatness):
                         ["compare.py"] + runs + ["--out", os.path.join(study.results, "%s-%s.png" % (title, model))])
         if flatness:
             names = [n for ns in finished.values() for n in ns]
-            write(study, title + "-flatness.md", flatness_table(study.flatness(names, FLATNESS_FLAGS), finished))
+            write(study, title + "-flatness.md", runner.flatness_table(study.flatness(names, FLATNESS_FLAGS), finished))
 
 
 def parse_args(argv):

@@ -217,6 +217,27 @@ def cell(values, digits, sign=False):
     return mean if len(values) == 1 else "%s ± %.*f" % (mean, digits, values.std(ddof=1))
 
 
+def flatness_table(results, groups):
+    """Return the Markdown flatness table of ``results`` ({run: evaluate.py --flatness JSON}): one row per
+    configuration of ``groups`` ({configuration: [run names]}), mean ± std over its runs; "–" where a result
+    predates the filter-normalised Hessian."""
+    lines = ["| configuration | seeds | test error (%) | train loss f(x) | Hessian λ1 | λ2 | λ3 "
+             "| normalised λ1 | λ2 | λ3 | ‖x − μ‖ | mean Langevin loss − f(x) |",
+             "|---|" + "---:|" * 11]
+    for config, names in groups.items():
+        rows = [results[n] for n in names]
+        flat = [r["flatness"] for r in rows]
+        top = [cell([f["hessian_top"][i] for f in flat], 2) for i in range(3)]
+        normalised = [cell([f["hessian_top_normalised"][i] for f in flat], 2)
+                      if all("hessian_top_normalised" in f for f in flat) else "–" for i in range(3)]
+        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            config, len(rows), cell([100 * r["test_error"] for r in rows], 2),
+            cell([f["train_loss"] for f in flat], 4), " | ".join(top), " | ".join(normalised),
+            cell([f["local_entropy"]["x_mu_norm"] for f in flat], 3),
+            cell([f["local_entropy"]["inner_loss"] - f["train_loss"] for f in flat], 4, sign=True)))
+    return "\n".join(lines) + "\n"
+
+
 def machine():
     """Return a one-line description of this machine (CPU model, cores, Python and TensorFlow versions)."""
     model = "unknown CPU"

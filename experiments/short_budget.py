@@ -107,23 +107,6 @@ def train_all(study, configs, seeds, epochs):
                         outer_steps(CONFIGS[config][1], epochs))
 
 
-def flatness_table(results, configs, seeds):
-    """Return the Markdown flatness table: one row per configuration, mean ± std over ``seeds``."""
-    lines = ["| configuration | seeds | test error (%) | train loss f(x) | Hessian λ1 | λ2 | λ3 "
-             "| ‖x − μ‖ | mean Langevin loss − f(x) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for config in configs:
-        rows = [results["%s-seed%d" % (config, seed)] for seed in seeds]
-        flat = [r["flatness"] for r in rows]
-        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-            config, len(rows), runner.cell([100 * r["test_error"] for r in rows], 2),
-            runner.cell([f["train_loss"] for f in flat], 4),
-            *[runner.cell([f["hessian_top"][i] for f in flat], 2) for i in range(3)],
-            runner.cell([f["local_entropy"]["x_mu_norm"] for f in flat], 3),
-            runner.cell([f["local_entropy"]["inner_loss"] - f["train_loss"] for f in flat], 4, sign=True)))
-    return "\n".join(lines) + "\n"
-
-
 def parse_args(argv):
     """Return the command line: the budget in effective epochs, the seeds, the configurations, flatness."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -151,8 +134,9 @@ def main(argv=None):
     study.stage("compare", ["compare.py"] + runs + ["--out", os.path.join(study.results, "comparison.png"),
                                                     "--table", os.path.join(study.results, "comparison.md")])
     if not args.skip_flatness:
-        names = ["%s-seed%d" % (c, s) for s in args.seeds for c in args.configs]
-        table = flatness_table(study.flatness(names, FLATNESS_FLAGS), args.configs, args.seeds)
+        groups = collections.OrderedDict((c, ["%s-seed%d" % (c, s) for s in args.seeds]) for c in args.configs)
+        table = runner.flatness_table(study.flatness([n for ns in groups.values() for n in ns], FLATNESS_FLAGS),
+                                      groups)
         runner.write_atomically(os.path.join(study.results, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
         print(table, end="")
     study.log.add("# total %.1f min" % ((time.time() - start) / 60.0))

@@ -12,7 +12,7 @@ from bench.gpu import measure
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The table: momentum and Entropy-SGD (the smoke run's L = 2) at each mode, on real and synthetic input.
+# The table it prints: momentum and Entropy-SGD (the smoke run's L = 2) at each mode, on real and synthetic input.
 EXPECTED = {(source, mode, optimizer) for source in ("real", "synthetic") for mode in ("fp32", "bf16", "bf16+xla")
             for optimizer in ("momentum", "entropy-sgd L=2")}
 

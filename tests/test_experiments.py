@@ -150,3 +150,19 @@ def test_protocol_recipes_are_the_authors(model):
     assert (esgd.optimizer, esgd.L, esgd.g0, esgd.g1, esgd.epsilon) == ("entropy-sgd", 20, 1e-4, 1e-3, 1e-4)
     assert (esgd.langevin_lr, esgd.mu_decay, esgd.momentum, esgd.nesterov) == (0.1, 0.75, 0.9, True)
     assert (esgd.esgd_outer_momentum, esgd.esgd_weight_decay) == (0, 0)
+
+
+def test_flatness_table_is_mean_and_std_per_configuration_and_marks_missing_measures():
+    def result(error, loss, top, normalised=None):
+        flat = {"train_loss": loss, "hessian_top": top, "local_entropy": {"x_mu_norm": 1.0, "inner_loss": loss + 0.5}}
+        if normalised is not None:
+            flat["hessian_top_normalised"] = normalised
+        return {"test_error": error, "flatness": flat}
+
+    results = {"a-seed1": result(0.10, 0.2, [3.0, 2.0, 1.0], [30.0, 20.0, 10.0]),
+               "a-seed2": result(0.12, 0.4, [5.0, 2.0, 1.0], [50.0, 20.0, 10.0]),
+               "b-seed1": result(0.20, 0.3, [1.0, 1.0, 1.0])}
+    rows = runner.flatness_table(results, {"a": ["a-seed1", "a-seed2"], "b": ["b-seed1"]}).splitlines()[2:]
+    assert rows[0] == ("| a | 2 | 11.00 ± 1.41 | 0.3000 ± 0.1414 | 4.00 ± 1.41 | 2.00 ± 0.00 | 1.00 ± 0.00 "
+                       "| 40.00 ± 14.14 | 20.00 ± 0.00 | 10.00 ± 0.00 | 1.000 ± 0.000 | +0.5000 ± 0.0000 |")
+    assert rows[1] == "| b | 1 | 20.00 | 0.3000 | 1.00 | 1.00 | 1.00 | – | – | – | 1.000 | +0.5000 |"

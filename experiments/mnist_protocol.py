@@ -180,20 +180,21 @@ def error_at(run, epoch):
 
 
 def error_table(study, finished):
-    """Return the Markdown test-error table of the finished runs ({configuration: [run names]}): final and
-    best error, the error of the evaluation nearest each of FEWER_EPOCHS effective epochs (x3 runs: 3 times
-    those) with the mean epoch it was at, effective epochs, training time."""
+    """Return the Markdown test-error table of the finished runs ({Config: [run names]}): effective epochs
+    (per replica, times the replicas), final and best error, the error of the evaluation nearest each of
+    FEWER_EPOCHS effective epochs (x3 runs: 3 times those) with the mean epoch it was at, training time."""
     head = ["configuration", "seeds", "effective epochs", "final test error (%)", "best test error (%)"]
     head += ["error near %d (%%)" % e for e in FEWER_EPOCHS] + ["training time / run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    for config, names in finished.items():
+    for c, names in finished.items():
         runs = [load_run(os.path.join(study.logs, n)) for n in names]
-        stretch = 3 if config.endswith("-x3") else 1
-        row = [config, str(len(runs)), runner.cell([r.test_error.epochs[-1] for r in runs], 1),
+        replicas = optimizer(c)[2]
+        row = [config_name(c), str(len(runs)),
+               runner.cell([r.test_error.epochs[-1] for r in runs], 1) + (" × %d" % replicas if replicas > 1 else ""),
                runner.cell([100 * r.test_error.values[-1] for r in runs], 2),
                runner.cell([100 * r.test_error.values.min() for r in runs], 2)]
         for e in FEWER_EPOCHS:
-            at = [error_at(r, e * stretch) for r in runs]
+            at = [error_at(r, e * c.stretch) for r in runs]
             row.append("%s (at %.1f)" % (runner.cell([100 * a[0] for a in at], 2), sum(a[1] for a in at) / len(at)))
         row.append(runner.duration(sum(study.timings.seconds(n) for n in names) / len(names)))
         lines.append("| " + " | ".join(row) + " |")
@@ -201,12 +202,12 @@ def error_table(study, finished):
 
 
 def finished_runs(study, configs, seeds, train_size):
-    """Return {configuration name: [finished run names]} for ``configs``, configurations with none left out."""
+    """Return {Config: [finished run names]} for ``configs``, configurations with none left out."""
     finished = collections.OrderedDict()
     for c in configs:
         names = [run_name(c, s) for s in seeds if study.done(run_name(c, s), total_steps(c, train_size))]
         if names:
-            finished[config_name(c)] = names
+            finished[c] = names
     return finished
 
 
@@ -217,7 +218,8 @@ def write(study, name, text):
 
 
 def report(study, seeds, train_size, flatness):
-    """Write the tables and figures of the runs finished so far (and their flatness when ``flatness``)."""
+    """Write the tables and figures of the runs finished so far (and their flatness when ``flatness``).
+    The figures' x axis is compare.py's: effective epochs per replica for Parle."""
     blocks = [("errors", MAIN, seeds), ("equal-compute", EQUAL_COMPUTE,
                                         [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
     for title, configs, block_seeds in blocks:
@@ -225,14 +227,14 @@ def report(study, seeds, train_size, flatness):
         if not finished:
             continue
         write(study, title + ".md", error_table(study, finished))
-        for model in sorted({c.split("-")[0] for c in finished}):
-            runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.startswith(model + "-")
-                    for n in names]
+        for model in sorted({c.model for c in finished}):
+            runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.model == model for n in names]
             study.stage("compare-%s-%s" % (title, model),
                         ["compare.py"] + runs + ["--out", os.path.join(study.results, "%s-%s.png" % (title, model))])
         if flatness:
             names = [n for ns in finished.values() for n in ns]
-            write(study, title + "-flatness.md", runner.flatness_table(study.flatness(names, FLATNESS_FLAGS), finished))
+            groups = collections.OrderedDict((config_name(c), ns) for c, ns in finished.items())
+            write(study, title + "-flatness.md", runner.flatness_table(study.flatness(names, FLATNESS_FLAGS), groups))
 
 
 def parse_args(argv):

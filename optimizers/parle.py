@@ -13,9 +13,11 @@ This is the paper's update (its equation for the replicas' outer step plus the m
 our EntropySGD so that with one replica x̄ = x after every step, the elastic term is exactly zero and
 Parle is Entropy-SGD. rho is used as given (the authors' code multiplies it by L * n first).
 
-The authors' Parle code (PyTorch, MPI) departs from this in seven ways; with all seven switched to our
-choice, it and ours agree to float32 rounding on a small problem with the noise off (their Parle code draws
-no Langevin noise). We follow the paper where it says, and the authors' Entropy-SGD code where it is silent:
+The authors' Parle code (PyTorch, MPI: ucla-vision/parle, parle_mpi.py) departs from this in the seven
+ways below (their Parle code draws no Langevin noise). A side-by-side run of the two on a small problem,
+made when this module was written and not part of the test suite, agreed to float32 rounding once all
+seven were switched to our choice. We follow the paper where it says, and the authors' Entropy-SGD code
+where it is silent:
 
 1. Where the outer step starts. Theirs applies it to the last Langevin iterate x'_L, x^a <- x'_L - lr * d.
    Ours moves the anchor, x^a <- x^a - lr * d, as the paper's outer update does.

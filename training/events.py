@@ -3,8 +3,9 @@
 Scalars are written from values the loop already fetched with the train op (no extra ``session.run``),
 so logging costs only the protobuf write. The step of every event is the number of gradient evaluations
 made (minibatches consumed: the outer step times L for Entropy-SGD, per replica for Parle, the outer
-step itself for the baselines), so that runs of every optimizer overlay at equal compute in TensorBoard;
-checkpoints keep the outer step. Every start first writes a ``SessionLog.START`` at the outer step after
+step itself for the baselines), so that SGD and Entropy-SGD at any L overlay at equal compute in
+TensorBoard (a Parle run of n replicas has made n times the evaluations in all at each step); checkpoints
+keep the outer step. Every start first writes a ``SessionLog.START`` at the outer step after
 the one it starts from: TensorBoard then drops the events that a killed run had written past its last
 checkpoint, so curves continue without duplicates.
 

@@ -90,6 +90,9 @@ def evaluation_settings(parser, args, folder):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     s = types.SimpleNamespace(**values)
+    problem = settings.first_problem(s)
+    if problem:
+        parser.error(problem)
     if args.flatness and s.L < 1:
         parser.error("the local-entropy estimate needs L >= 1 (use --set L=20)")
     return s

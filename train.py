@@ -15,7 +15,6 @@ import signal
 import sys
 
 from config import config_train
-from models import MODEL_NAMES
 from training import exits, settings
 from training.console import PROG, quiet_exit, say
 from training.stop import Terminated, terminate_as_exception
@@ -29,7 +28,7 @@ def main(argv=None):
     """
     try:
         with terminate_as_exception():
-            s = settings.parse_settings(argv, config_train, MODEL_NAMES)
+            s = settings.parse_settings(argv, config_train)
             from training.run import run  # loads TensorFlow: only once the flags are read
             return run(s)
     except (KeyboardInterrupt, Terminated) as e:

@@ -72,7 +72,7 @@ def settings(args, optimizer, L, mode, data_dir):
     flags = ["-opt", optimizer, "-L", str(L), "-m", args.model, "-d", "cifar10", "--data-dir", data_dir,
              "--precision", precision, "--set", "batch_size=%d" % args.batch,
              "--set", "wrn_depth=%d" % args.depth, "--set", "wrn_width=%d" % args.width] + (["--xla"] if xla else [])
-    return parse_settings(flags, config.config_train, models.MODEL_NAMES)
+    return parse_settings(flags, config.config_train)
 
 
 def synthetic_step(s, info, record_dir):

@@ -32,7 +32,6 @@ from bench.turns import rotations
 from config import config_train
 from data.datasets import FASHION_MNIST_CLASSES
 from data.records import write_records
-from models import MODEL_NAMES
 from tfcompat import tf
 from training import devices, graph, settings
 from training.dataset import record_info
@@ -57,7 +56,7 @@ def mode_settings(mode, n, L, batch, data_dir):
     parallel = ["--replicas", str(n)] if mode == "parle" else ["-g", str(n)]
     return settings.parse_settings(
         ["-d", "fashion-mnist", "-m", "lenet", "-opt", mode, "-L", str(L), "--data-dir", data_dir,
-         "--set", "batch_size=%d" % batch, "--set", "augment=false"] + parallel, config_train, MODEL_NAMES)
+         "--set", "batch_size=%d" % batch, "--set", "augment=false"] + parallel, config_train)
 
 
 def gradient_evaluations(s):

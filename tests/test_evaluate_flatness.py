@@ -144,7 +144,10 @@ def test_rescaling_filters_before_batch_norm_moves_the_raw_eigenvalues_only(run,
 
 
 def test_bad_flatness_flags_are_one_line_errors(run, capsys):
-    for extra in (["--hessian-k", "3", "--hessian-iters", "2"], ["--flatness-batch", "0"], ["--set", "L=0"]):
+    # --set values are checked as train.py checks them (training.schema): a batch of 0, an empty batch-norm
+    # pass or a negative rotation is a one-line error, not a traceback or a silent NaN
+    for extra in (["--hessian-k", "3", "--hessian-iters", "2"], ["--flatness-batch", "0"], ["--set", "L=0"],
+                  ["--set", "batch_size=0"], ["--set", "bn_reestimate_batches=0"], ["--set", "rotate=-5"]):
         with pytest.raises(SystemExit) as e:
             evaluate.main([str(run[0]), "--data-dir", str(run[1]), "--flatness"] + extra)
         assert e.value.code == 2

@@ -10,7 +10,6 @@ import pytest
 
 import train_fixtures as fx
 from config import config_train
-from models import MODEL_NAMES
 from tfcompat import tf
 from training import cluster, exits, graph, settings
 from training.dataset import record_info
@@ -111,7 +110,7 @@ def test_a_replica_started_from_the_reference_continues_the_runs_scoping(data_di
     server = cluster.start_server(cfg)
     record_dir = str(data_dir / "fashion-mnist")
     s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-opt", "parle", "-L", "2",
-                                           "--set", "g1=0.5", "--set", "rho_scoping=0.25"], config_train, MODEL_NAMES)
+                                           "--set", "g1=0.5", "--set", "rho_scoping=0.25"], config_train)
     with tf.Graph().as_default():
         g = graph.build(s, record_info(record_dir), record_dir, cfg)
         local = tf.local_variables()

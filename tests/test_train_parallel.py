@@ -7,7 +7,6 @@ import numpy as np
 import evaluate
 import train_fixtures as fx
 from config import config_train
-from models import MODEL_NAMES
 from tfcompat import tf
 from training import devices, exits, graph, settings
 from training.dataset import record_info
@@ -90,7 +89,7 @@ def test_data_parallel_towers_run_on_their_devices(data_dir):
     variables, on the first)."""
     record_dir = str(data_dir / "fashion-mnist")
     s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-g", "2", *ESGD, "-opt", "entropy-sgd"],
-                                config_train, MODEL_NAMES)
+                                config_train)
     with tf.Graph().as_default():
         g = graph.build(s, record_info(record_dir), record_dir)
         with tf.Session(config=devices.session_config(g.num_devices)) as sess:

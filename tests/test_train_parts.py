@@ -10,7 +10,6 @@ import pytest
 
 import train_fixtures as fx
 from config import config_train
-from models import MODEL_NAMES
 from tfcompat import tf
 from training import checkpoints, console, evaluation, exits, graph, progress, settings, stop
 from training.bn import BatchNormReestimator
@@ -51,7 +50,7 @@ def test_bn_reestimation_in_the_real_graph_runs_without_dropout(tmp_path):
     # LeNet has dropout 0.5 between its batch-norm layers: with dropout on, two passes over the same
     # batches would give different statistics in every layer after the first.
     record_dir = fx.write_tiny_records(tmp_path)
-    s = settings.parse_settings(fx.TINY + ["-opt", "entropy-sgd", "-L", "1"], config_train, MODEL_NAMES)
+    s = settings.parse_settings(fx.TINY + ["-opt", "entropy-sgd", "-L", "1"], config_train)
     with tf.Graph().as_default():
         g = graph.build(s, record_info(record_dir), record_dir)
         with tf.Session() as sess:

@@ -9,7 +9,7 @@ import pytest
 import train_fixtures as fx
 from training.trace import traced_op_types
 from config import config_train
-from models import MODEL_NAMES, get_model
+from models import get_model
 from optimizers import EntropySGD
 from tfcompat import tf
 from training import exits, graph, settings
@@ -52,7 +52,7 @@ def test_low_precision_entropy_sgd_learns_a_fixed_batch_with_float32_variables(p
 
 
 def _graph_settings(data_dir, *flags):
-    return settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir)] + list(flags), config_train, MODEL_NAMES)
+    return settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir)] + list(flags), config_train)
 
 
 def test_xla_compiles_the_training_step(data_dir):

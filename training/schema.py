@@ -14,14 +14,15 @@ Roles of a setting:
   FLATNESS  evaluate.py takes it from the run for the local-entropy estimate (its Langevin loop);
   MODEL     the models read it (training.settings.model_settings).
 
-The model, dataset, precision and data-format names are listed here rather than imported, because their
-modules import TensorFlow; tests keep them equal to models.MODEL_NAMES, data.DATASETS and models.layers.
+The model names come from models (which loads TensorFlow only with the first model built). The dataset,
+precision and data-format names are listed here rather than imported, because their modules import
+TensorFlow; tests keep them equal to data.DATASETS and models.layers.
 """
+from models import MODEL_NAMES
 from training.setting_types import (BOOL, FLOAT, INT, NUMBERS, STR, Check, Setting, at_least, epoch_list, fraction,
                                     known, one_of, plain_name, positive, within)
 
 OPTIMIZERS = ("entropy-sgd", "parle", "sgd", "momentum", "adam")
-MODEL_NAMES = ("wrn", "allcnn", "lenet", "mnistfc")
 DATASET_NAMES = ("cifar10", "cifar100", "fashion-mnist")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATA_FORMATS = ("NHWC", "NCHW")

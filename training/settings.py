@@ -138,23 +138,24 @@ def default_run_name(s):
 def validate(s):
     """Return a one-line description of the first nonsensical value in settings ``s``, or None: each
     setting and option against its own check (training.schema), then the rules that involve several."""
-    for setting in schema.SETTINGS + schema.OPTIONS:
-        problem = setting.problem(getattr(s, setting.name))
-        if problem:
-            return problem
-    for ok, message in schema.RULES:
-        if not ok(s):
-            return message
-    return None
+    problem = first_problem(s, schema.SETTINGS + schema.OPTIONS)
+    if problem:
+        return problem
+    return next((message for ok, message in schema.RULES if not ok(s)), None)
 
 
-def parse_settings(argv, config_class, model_names=None):
+def first_problem(s, declared=schema.SETTINGS):
+    """Return the message of the first of the ``declared`` settings whose value in ``s`` fails its own
+    check, or None (evaluate.py checks the settings alone: it has no training options)."""
+    return next((p for p in (d.problem(getattr(s, d.name)) for d in declared) if p), None)
+
+
+def parse_settings(argv, config_class):
     """Parse ``argv`` over ``config_class``'s defaults; return the settings namespace: every setting and
     option of training.schema (``run_name`` derived when -n is not given).
 
     Exits with status 2 and a one-line message on any bad flag or value (the argparse convention), and on
-    a ``config_class`` that does not match the schema. ``model_names`` is not read: the schema lists the
-    models (callers written before it pass models.MODEL_NAMES).
+    a ``config_class`` that does not match the schema.
     """
     try:
         values = config_defaults(config_class)

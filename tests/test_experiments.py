@@ -166,3 +166,16 @@ def test_flatness_table_is_mean_and_std_per_configuration_and_marks_missing_meas
     assert rows[0] == ("| a | 2 | 11.00 ± 1.41 | 0.3000 ± 0.1414 | 4.00 ± 1.41 | 2.00 ± 0.00 | 1.00 ± 0.00 "
                        "| 40.00 ± 14.14 | 20.00 ± 0.00 | 10.00 ± 0.00 | 1.000 ± 0.000 | +0.5000 ± 0.0000 |")
     assert rows[1] == "| b | 1 | 20.00 | 0.3000 | 1.00 | 1.00 | 1.00 | – | – | – | 1.000 | +0.5000 |"
+
+
+def test_time_left_borrows_a_rate_per_minibatch_not_per_outer_step(tmp_path):
+    # Only lenet-sgd has trained: 100 s for 1000 outer steps of 1 minibatch, 0.1 s a minibatch. lenet-esgd
+    # (20 minibatches an outer step) and lenet-parle-n3 (60) borrow that rate per minibatch.
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    study.timings.add("lenet-sgd-seed1", 100.0, 1000)
+    Config = mnist_protocol.Config
+    runs = [(Config("lenet", "sgd", 1), 1), (Config("lenet", "esgd", 1), 1), (Config("lenet", "parle-n3", 1), 1)]
+    left = mnist_protocol.time_left(study, runs, 60000, start=1)
+    assert left == pytest.approx(0.1 * 2344 * (20 + 60))
+    assert mnist_protocol.time_left(runner.Study("t", runs_root=str(tmp_path / "r2"),
+                                                 results_root=str(tmp_path / "o2")), runs, 60000) is None

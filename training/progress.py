@@ -93,7 +93,7 @@ class Progress(object):
         rate = self.images_per_step / max(seconds, 1e-9)
         left = format_seconds((self.total_steps - step) * self.seconds_per_step()) if self._steps_timed else "?"
         if self.bar_mode:
-            self._advance_bar(step, epoch, values, rate, left)
+            self._advance_bar(step, epoch, seconds, values, rate, left)
         elif self._line_due(step, seconds):
             self.line("step %d/%d  epoch %.2f  loss %.4f  acc %.3f  %s img/s  left %s"
                       % (step, self.total_steps, epoch, values["loss"], values["accuracy"], format_rate(rate),
@@ -146,9 +146,10 @@ class Progress(object):
         return text + ", plus evaluations; the first %d steps (graph set-up) took %s" % (
             self._setup_steps, format_seconds(self._setup_time))
 
-    def _advance_bar(self, step, epoch, values, rate, left):
-        """Move the epoch's bar to ``step`` (a new bar when the step starts an effective epoch); close it
-        when full, so that the evaluation which usually follows prints below it and it is not drawn again."""
+    def _advance_bar(self, step, epoch, seconds, values, rate, left):
+        """Move the epoch's bar to ``step``, which took ``seconds`` (a new bar when the step starts an
+        effective epoch); close it when full, so that the evaluation which usually follows prints below it
+        and it is not drawn again."""
         whole = int(epoch - 1e-9) if epoch > 0 else 0
         if self._bar is None or whole != self._bar_epoch:
             self.close()
@@ -164,9 +165,10 @@ class Progress(object):
         drawn = self._bar.update(1)
         if self._bar.n >= self._bar.total:
             self.close()
-        elif not drawn:
-            # ``update`` draws at most every 0.1 s: without this the bar would show the previous step while
-            # the next one (or an evaluation) runs, for minutes on a CPU.
+        elif not drawn and seconds >= self._bar.mininterval:
+            # ``update`` draws at most every mininterval (0.1 s): after a step that slow the next may be as
+            # slow (minutes on a CPU), and the bar must not show the previous one meanwhile. Faster steps
+            # keep tqdm's throttle; a phase (an evaluation) redraws the bar before it starts.
             self._bar.refresh()
 
     def running_step(self):
@@ -190,6 +192,8 @@ class Progress(object):
             self.line(text)
             yield
             return
+        if self._bar is not None:
+            self._bar.refresh()  # the step just done, not the last one tqdm's throttle let through
         spinner = _Spinner(text, self.stream)
         try:
             yield

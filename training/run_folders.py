@@ -43,7 +43,7 @@ def check_start(s, folders):
     """Return None if the run may start as asked, else the one-line reason it may not.
 
     A fresh start must not mix into an existing run: any checkpoint file, intact or not, refuses it. -rl
-    needs a save to try and the same graph/stream settings (settings.RESUME_KEYS) as the run it continues.
+    needs a save to try and the same graph/stream settings (RESUME in training.schema) as the run it continues.
     """
     if s.resume_latest:
         if not checkpoint_files.resume_candidates(folders.ckpt):

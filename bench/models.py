@@ -5,7 +5,7 @@ every trainable variable, and the batch-norm moving-average updates, on a fixed 
 in a constant (so no input pipeline is timed). Prints one line per model; compare runs only on
 the same machine.
 
-    .venv/bin/python -m bench.models [--batch 32] [--iters 5] [--models wrn,allcnn,lenet] [--precision bf16]
+    .venv/bin/python -m bench.models [--batch 32] [--iters 5] [--models wrn,allcnn,lenet,mnistfc] [--precision bf16]
 """
 import argparse
 import os
@@ -21,7 +21,7 @@ from models.layers import PRECISIONS
 from tfcompat import tf
 
 # The image each family is meant for: CIFAR for WRN and All-CNN, (Fashion-)MNIST for LeNet.
-IMAGE_SHAPES = {"wrn": (32, 32, 3), "allcnn": (32, 32, 3), "lenet": (28, 28, 1)}
+IMAGE_SHAPES = {"wrn": (32, 32, 3), "allcnn": (32, 32, 3), "lenet": (28, 28, 1), "mnistfc": (28, 28, 1)}
 
 
 def training_step(name, batch, config):

@@ -2,8 +2,8 @@
 
 Defaults are ``config.config_train``; checkpoints go to ``checkpoints/NAME/``, TensorBoard events to
 ``tensorboard/NAME/{train,test}``. Stop with Ctrl-C or SIGTERM (a final checkpoint is saved) and
-continue with ``-rl`` (same flags). Exit status (training.exits): 0 done, 1 error or NaN loss or
-weights, 2 bad flags, 130/143 stopped by Ctrl-C/SIGTERM after saving.
+continue with ``-rl`` (same flags). Exit status (training.exits): 0 done, 1 error, 2 bad flags, 3 NaN or
+infinite loss or weights, 130/143 stopped by Ctrl-C/SIGTERM after saving.
 
 One process per run: both folders are locked while it runs (training.lock). Every start first puts
 right what a killed save left in the checkpoint folder (training.checkpoint_files.tidy); a start without

@@ -145,9 +145,10 @@ def time_left(study, runs, train_size, start=0):
 
     left = 0.0
     for c, seed in runs[start:]:
-        remaining = total_steps(c, train_size) - study.checkpoint_step(run_name(c, seed))
-        if remaining <= 0:
+        name, total = run_name(c, seed), total_steps(c, train_size)
+        if not study.pending(name, total):
             continue
+        remaining = total - study.checkpoint_step(name)
         rate = (study.timings.rate(work(lambda o, c=c: o == c))
                 or study.timings.rate(work(lambda o, c=c: o.model == c.model))
                 or study.timings.rate(work(lambda o: True)))
@@ -159,10 +160,11 @@ def time_left(study, runs, train_size, start=0):
 
 def train_all(study, runs, dataset, train_size):
     """Train every run of ``runs`` not yet finished, with a line on the progress and time left before each
-    (a run that fails is logged and left unfinished; the next invocation tries it again)."""
+    (a run that fails is logged and left unfinished, and the next invocation tries it again; one that
+    diverged is not tried again: runner.Study.train)."""
     for i, (c, seed) in enumerate(runs):
         name, total = run_name(c, seed), total_steps(c, train_size)
-        if study.done(name, total):
+        if not study.pending(name, total):
             continue
         left = time_left(study, runs, train_size, start=i)
         left = "unknown until a run has trained" if left is None else "about " + runner.duration(left)
@@ -224,9 +226,10 @@ def report(study, seeds, train_size, flatness):
                                         [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
     for title, configs, block_seeds in blocks:
         finished = finished_runs(study, configs, block_seeds, train_size)
-        if not finished:
+        diverged = study.diverged_note([run_name(c, s) for s in block_seeds for c in configs])
+        if not finished and not diverged:
             continue
-        write(study, title + ".md", error_table(study, finished))
+        write(study, title + ".md", error_table(study, finished) + diverged)
         for model in sorted({c.model for c in finished}):
             runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.model == model for n in names]
             study.stage("compare-%s-%s" % (title, model),

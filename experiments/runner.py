@@ -8,8 +8,10 @@ to ``experiments/results/<study>/``: tables, figures and ``log.txt``.
 Stopping: Ctrl-C or SIGTERM to the script is passed on, once, to the stage running (train.py saves a
 checkpoint and exits), and the script then exits with the stage's status (130, 143). Run the same
 command again to go on: finished runs are skipped and a run with checkpoints is resumed with ``-rl``, so
-no more than the last checkpoint interval is lost. A training run that fails otherwise (a NaN loss, say)
-is logged as failed and the study goes on with the next; any other stage that fails ends the script.
+no more than the last checkpoint interval is lost. A training run that fails otherwise is logged as
+failed and the study goes on with the next (the next call tries it again); one that diverges (a NaN loss,
+train.py's status 3) is recorded in ``diverged.json`` and not tried again, since it would diverge again
+from the same checkpoint, and the report lists it. Any other stage that fails ends the script.
 """
 import json
 import os
@@ -23,7 +25,7 @@ import numpy as np
 
 from analysis.report import write_atomically
 from training import checkpoint_files
-from training.exits import EXIT_STATUS
+from training import exits
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXPERIMENTS)
@@ -45,6 +47,7 @@ class Study(object):
             os.makedirs(folder, exist_ok=True)
         self.log = Log(os.path.join(self.results, "log.txt"))
         self.timings = Timings(os.path.join(self.runs, "timings.json"))
+        self.diverged = Diverged(os.path.join(self.runs, "diverged.json"))
 
     def stage(self, name, argv):
         """Run ``python argv`` from the repository root, its output to ``logs/NAME.log``; return its wall time.
@@ -80,11 +83,16 @@ class Study(object):
 
     def train(self, run, flags, total_steps):
         """Train run ``run`` (train.py ``flags``) to ``total_steps`` outer steps: skipped when there,
-        resumed with -rl when it has checkpoint files. Returns whether it ended well (a stop signal ends
-        the script; another failure is logged and returns False)."""
+        resumed with -rl when it has checkpoint files, not tried again when it diverged after the checkpoint
+        it would resume from. Returns whether it ended well (a stop signal ends the script; another failure
+        is logged and returns False)."""
         before = self.checkpoint_step(run)
         if before >= total_steps:
             return True
+        if self.diverged.at(run, before):
+            self.log.add("[%s] %s skipped: it diverged after outer step %d and would again (to try it anyway, "
+                         "remove it from %s)" % (time.strftime("%Y-%m-%d %H:%M:%S"), run, before, self.diverged.path))
+            return False
         resume = checkpoint_files.holds_checkpoints(os.path.join(self.ckpt, run))
         seconds, status = self._logged_run(run, ["train.py"] + flags + [
             "-n", run, "--data-dir", self.data, "--checkpoint-dir", self.ckpt, "--logdir", self.logs]
@@ -92,13 +100,24 @@ class Study(object):
         trained = self.checkpoint_step(run) - before
         if trained > 0:  # a stopped run's time counts too: it saved what it trained
             self.timings.add(run, seconds, trained)
-        if status in EXIT_STATUS.values():
+        if status in exits.EXIT_STATUS.values():
             self._exit_on_failure(run, status)
+        if status == exits.DIVERGED:
+            self.diverged.add(run, self.checkpoint_step(run))
         if status != 0:
-            self.log.add("[%s] %s failed (status %d): the study goes on; see %s"
-                         % (time.strftime("%Y-%m-%d %H:%M:%S"), run, status,
+            self.log.add("[%s] %s %s (status %d): the study goes on; see %s"
+                         % (time.strftime("%Y-%m-%d %H:%M:%S"), run,
+                            "diverged" if status == exits.DIVERGED else "failed", status,
                             os.path.join(self.stage_logs, run + ".log")))
         return status == 0
+
+    def diverged_note(self, runs):
+        """Return a Markdown paragraph naming the runs of ``runs`` that diverged, for below a table that leaves
+        them out ('' when none did)."""
+        names = ["`%s` (after outer step %d)" % (r, self.diverged.runs[r]) for r in runs if r in self.diverged.runs]
+        if not names:
+            return ""
+        return "\nDiverged (NaN or infinite loss or weights), so not in the table: %s.\n" % ", ".join(names)
 
     def flatness(self, runs, flags):
         """Run evaluate.py --flatness (with ``flags``) on the final model of every run of ``runs`` that has no
@@ -115,6 +134,11 @@ class Study(object):
     def done(self, run, total_steps):
         """Return whether run ``run`` has reached ``total_steps`` outer steps."""
         return self.checkpoint_step(run) >= total_steps
+
+    def pending(self, run, total_steps):
+        """Return whether ``train`` would train run ``run``: neither done nor diverged from its checkpoint."""
+        step = self.checkpoint_step(run)
+        return step < total_steps and not self.diverged.at(run, step)
 
 
 def _run(argv, out, name):
@@ -172,9 +196,8 @@ class Log(object):
         write_atomically(self.path, lambda f: f.write(text.encode("utf-8")))
 
 
-class Timings(object):
-    """Training seconds and outer steps of every run, summed over the calls that trained it: the wall time
-    of a run resumed days later excludes the pause, and the rates give the time left."""
+class RunRecord(object):
+    """A JSON object {run name: value} kept in a file, rewritten atomically on every change."""
 
     def __init__(self, path):
         self.path = path
@@ -183,12 +206,20 @@ class Timings(object):
             with open(path) as f:
                 self.runs = json.load(f)
 
-    def add(self, run, seconds, steps):
-        """Add ``seconds`` and ``steps`` to run ``run`` and rewrite the file atomically."""
-        old = self.runs.get(run, [0.0, 0])
-        self.runs[run] = [old[0] + seconds, old[1] + steps]
+    def _set(self, run, value):
+        self.runs[run] = value
         text = json.dumps(self.runs, indent=1, sort_keys=True)
         write_atomically(self.path, lambda f: f.write(text.encode("utf-8")))
+
+
+class Timings(RunRecord):
+    """Training seconds and outer steps of every run, summed over the calls that trained it: the wall time
+    of a run resumed days later excludes the pause, and the rates give the time left."""
+
+    def add(self, run, seconds, steps):
+        """Add ``seconds`` and ``steps`` to run ``run``."""
+        old = self.runs.get(run, [0.0, 0])
+        self._set(run, [old[0] + seconds, old[1] + steps])
 
     def seconds(self, run):
         """Return the training seconds of run ``run`` (0 when it has not trained)."""
@@ -200,6 +231,20 @@ class Timings(object):
         known = [r for r in work if r in self.runs and self.runs[r][1] > 0]
         done = sum(self.runs[r][1] * work[r] for r in known)
         return sum(self.runs[r][0] for r in known) / done if done else None
+
+
+class Diverged(RunRecord):
+    """The runs that diverged, each with the outer step of the checkpoint it would resume from: resumed
+    there it would diverge again (its data and noise are functions of the step) unless that checkpoint
+    has changed."""
+
+    def add(self, run, step):
+        """Record that run ``run`` diverged after its checkpoint at outer step ``step``."""
+        self._set(run, step)
+
+    def at(self, run, step):
+        """Return whether run ``run`` diverged after a checkpoint at outer step ``step``."""
+        return self.runs.get(run) == step
 
 
 def duration(seconds):

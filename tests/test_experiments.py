@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from experiments import mnist_protocol, runner
+from training import exits
 
 # A stage that reports each SIGTERM it gets, and exits 143 a second after the first, as train.py does
 # once it has saved.
@@ -105,12 +106,39 @@ def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, m
     assert "status 143" in (tmp_path / "results" / "s" / "log.txt").read_text()
 
 
-def test_a_failed_training_run_is_logged_and_the_study_goes_on(tmp_path, monkeypatch):
+def test_a_failed_training_run_is_logged_and_tried_again_by_the_next_call(tmp_path, monkeypatch):
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
-    monkeypatch.setattr(runner, "_run", lambda argv, out, name: 1)  # a NaN loss, say
+    calls = []
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name: calls.append(argv) or exits.FAILED)
     assert study.train("r", ["-opt", "sgd"], total_steps=10) is False
     assert "r failed (status 1): the study goes on" in (tmp_path / "results" / "s" / "log.txt").read_text()
     assert "r" not in study.timings.runs  # nothing trained, no time counted
+    assert study.pending("r", 10) and study.train("r", ["-opt", "sgd"], total_steps=10) is False
+    assert len(calls) == 2
+
+
+def test_a_diverged_run_is_recorded_not_tried_again_from_the_same_checkpoint_and_listed(tmp_path, monkeypatch):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"
+    state.parent.mkdir(parents=True)
+    state.write_text('model_checkpoint_path: "model-4"\n')
+    calls = []
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name: calls.append(argv) or exits.DIVERGED)
+    assert study.train("r", ["-opt", "sgd"], total_steps=10) is False
+    log = tmp_path / "results" / "s" / "log.txt"
+    assert "r diverged (status 3): the study goes on" in log.read_text()
+    # Another sitting reads the record: the run is neither trained nor counted as work left.
+    again = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    assert not again.pending("r", 10) and again.pending("other", 10)
+    assert again.train("r", ["-opt", "sgd"], total_steps=10) is False and len(calls) == 1
+    assert "r skipped: it diverged after outer step 4" in log.read_text()
+    assert again.diverged_note(["other", "r"]) == (
+        "\nDiverged (NaN or infinite loss or weights), so not in the table: `r` (after outer step 4).\n")
+    assert again.diverged_note(["other"]) == ""
+    # A different checkpoint (the run trained anew elsewhere) is tried.
+    state.write_text('model_checkpoint_path: "model-6"\n')
+    assert again.pending("r", 10) and again.train("r", ["-opt", "sgd"], total_steps=10) is False
+    assert len(calls) == 2 and calls[-1][-1] == "-rl"
 
 
 def authors_rate(regimes, epoch):

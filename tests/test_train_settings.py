@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tfcompat import tf
-from training import schedule, schema, settings
+from training import exits, schedule, schema, settings
 
 
 class Config(object):
@@ -125,6 +125,14 @@ def test_help_lists_every_flag(capsys):
                  "--seed", "--set"):
         assert " %s" % flag in out, flag
     assert "debug-nan" not in out
+
+
+def test_exit_statuses_are_distinct_and_help_lists_them(capsys):
+    statuses = [exits.DONE, exits.FAILED, exits.BAD_FLAGS, exits.DIVERGED, exits.INTERRUPTED, exits.TERMINATED]
+    assert len(set(statuses)) == len(statuses)  # a sweep tells a diverged run from a failed one
+    with pytest.raises(SystemExit):
+        parse("-h")
+    assert " ".join(exits.SUMMARY.split()) in " ".join(capsys.readouterr().out.split())
 
 
 def test_resume_mismatch_names_changed_keys():

@@ -7,10 +7,17 @@ import signal
 
 DONE = 0  # trained to the planned step, final checkpoint and evaluation written
 FAILED = 1  # one line said why: a start check, a restore, a file not written, damaged records, a lost cluster
-DIVERGED = 1  # the loss or the weights became NaN or infinite; nothing saved after the last good checkpoint
 BAD_FLAGS = 2  # a flag or setting that makes no sense (argparse's status for its own errors)
+# The loss or the weights became NaN or infinite; nothing saved after the last good checkpoint. A result of
+# the settings, not a fault: a sweep records it, where it would retry a FAILED run.
+DIVERGED = 3
 INTERRUPTED = 128 + signal.SIGINT  # Ctrl-C (130), after the final checkpoint where training had begun
 TERMINATED = 128 + signal.SIGTERM  # SIGTERM (143), likewise
 
 # The status of a stop by each signal the trainer handles (training.stop).
 EXIT_STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}
+
+# The exit statuses as train.py -h lists them.
+SUMMARY = ("exit status: %d done; %d failed (one line says why); %d bad flags; %d diverged (NaN or infinite loss "
+           "or weights); %d/%d stopped by Ctrl-C/SIGTERM after a checkpoint (continue with -rl)"
+           % (DONE, FAILED, BAD_FLAGS, DIVERGED, INTERRUPTED, TERMINATED))

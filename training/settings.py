@@ -63,7 +63,8 @@ def build_parser(defaults):
     the help text."""
     width = shutil.get_terminal_size().columns - 2  # as argparse wraps the flags' help
     p = OneLineParser(prog=PROG, description=textwrap.fill(DESCRIPTION, width),
-                      epilog=settings_help(defaults, width), formatter_class=argparse.RawDescriptionHelpFormatter)
+                      epilog=settings_help(defaults, width) + "\n\n" + textwrap.fill(exits.SUMMARY, width),
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for setting in schema.SETTINGS:
         if setting.flags:
             _add_flag(p, setting, shown_default=defaults[setting.name], default=None)

@@ -45,13 +45,17 @@ import os
 import sys
 import time
 
-from experiments import runner
 from analysis.events import load_run
+from experiments import claims, runner
+from experiments.claims import Claim
 from training.schedule import batches_per_step, steps_for_epochs
 
 BATCH, EPOCHS, EVAL_EVERY, CHECKPOINT_EVERY = 128, 100, 2, 2
 TRAIN_POINTS_PER_EPOCH = 5
 FEWER_EPOCHS = (60, 80)  # where Entropy-SGD's claim to need fewer epochs is checked
+# The paper's Table 1 (MNIST), beside each network's claims.
+PAPER = {"lenet": "paper, MNIST: Entropy-SGD 0.50 at 80, Adam 0.51 at 100",
+         "mnistfc": "paper, MNIST: Entropy-SGD 1.37 at 120, Adam 1.39 at 100"}
 FLATNESS_FLAGS = ["--flatness", "--flatness-batch", "1024", "--hessian-k", "3", "--hessian-iters", "20",
                   "--seed", "0", "--set", "L=20", "--set", "g0=0.03", "--set", "langevin_lr=0.1",
                   "--set", "epsilon=1e-4", "--set", "mu_decay=0.75"]
@@ -181,19 +185,25 @@ def error_at(run, epoch):
     return series.values[i], series.epochs[i]
 
 
-def error_table(study, finished):
-    """Return the Markdown test-error table of the finished runs ({Config: [run names]}): effective epochs
-    (per replica, times the replicas), final and best error, the error of the evaluation nearest each of
-    FEWER_EPOCHS effective epochs (x3 runs: 3 times those) with the mean epoch it was at, training time."""
+def final_errors(runs):
+    """Return the final test errors (%) of ``runs`` (analysis.events Runs)."""
+    return [100 * r.test_error.values[-1] for r in runs]
+
+
+def error_table(study, finished, loaded):
+    """Return the Markdown test-error table of the finished runs ({Config: [run names]}, ``loaded``: {Config:
+    [their Runs]}): effective epochs (per replica, times the replicas), final and best error, the error of
+    the evaluation nearest each of FEWER_EPOCHS effective epochs (x3 runs: 3 times those) with the mean
+    epoch it was at, training time."""
     head = ["configuration", "seeds", "effective epochs", "final test error (%)", "best test error (%)"]
     head += ["error near %d (%%)" % e for e in FEWER_EPOCHS] + ["training time / run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for c, names in finished.items():
-        runs = [load_run(os.path.join(study.logs, n)) for n in names]
+        runs = loaded[c]
         replicas = optimizer(c)[2]
         row = [config_name(c), str(len(runs)),
                runner.cell([r.test_error.epochs[-1] for r in runs], 1) + (" × %d" % replicas if replicas > 1 else ""),
-               runner.cell([100 * r.test_error.values[-1] for r in runs], 2),
+               runner.cell(final_errors(runs), 2),
                runner.cell([100 * r.test_error.values.min() for r in runs], 2)]
         for e in FEWER_EPOCHS:
             at = [error_at(r, e * c.stretch) for r in runs]
@@ -219,25 +229,69 @@ def write(study, name, text):
     print(text, end="")
 
 
+def protocol_claims(loaded, sharpness):
+    """Return the claims (experiments.claims) that the finished runs decide, from ``loaded`` ({Config: [its
+    Runs]}) and ``sharpness`` ({Config: [top eigenvalue of the filter-normalised Hessian of each run]}):
+    per network, Entropy-SGD's final test error against the best baseline's at 100 effective epochs
+    (within 0.1 points or better), its error at 80 against that baseline's at 100 (no worse), its
+    sharpness against the least sharp baseline's (no larger); and Parle against the better of the x3 runs
+    (within 0.1 points)."""
+    found = []
+    for model in ("mnistfc", "lenet"):
+        esgd = Config(model, "esgd", 1)
+        baselines = [Config(model, r, 1) for r in ("sgd", "adam") if Config(model, r, 1) in loaded]
+        if esgd not in loaded or not baselines:
+            continue
+        best = claims.lowest({config_name(c): final_errors(loaded[c]) for c in baselines})
+        at_80 = [100 * error_at(r, 80)[0] for r in loaded[esgd]]
+        found += [Claim("%s: final test error (%%) at 100 effective epochs within 0.1 points of the best "
+                        "baseline's or better (%s)" % (model, PAPER[model]), ("esgd", final_errors(loaded[esgd])),
+                        best, 0.1),
+                  Claim("%s: test error (%%) of Entropy-SGD at 80 effective epochs no worse than the best "
+                        "baseline's at 100" % model, ("esgd at 80", at_80), best, 0.0)]
+        if all(c in sharpness for c in [esgd] + baselines):
+            found.append(Claim("%s: top eigenvalue of the filter-normalised Hessian no larger than the least "
+                               "sharp baseline's" % model, ("esgd", sharpness[esgd]),
+                               claims.lowest({config_name(c): sharpness[c] for c in baselines}), 0.0))
+    parle, alone = Config("lenet", "parle-n3", 1), [c for c in EQUAL_COMPUTE if c.stretch == 3 and c in loaded]
+    if parle in loaded and alone:
+        found.append(Claim("lenet, equal compute (300 effective epochs in all): Parle's final test error (%) "
+                           "within 0.1 points of the better of Entropy-SGD and SGD given as many gradients",
+                           ("parle-n3", final_errors(loaded[parle])),
+                           claims.lowest({config_name(c): final_errors(loaded[c]) for c in alone}), 0.1))
+    return found
+
+
 def report(study, seeds, train_size, flatness):
-    """Write the tables and figures of the runs finished so far (and their flatness when ``flatness``).
-    The figures' x axis is compare.py's: effective epochs per replica for Parle."""
+    """Write the tables and figures of the runs finished so far (and their flatness when ``flatness``),
+    and the claims they decide (claims.md). The figures' x axis is compare.py's: effective epochs per
+    replica for Parle."""
     blocks = [("errors", MAIN, seeds), ("equal-compute", EQUAL_COMPUTE,
                                         [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
+    loaded, sharpness = {}, {}
     for title, configs, block_seeds in blocks:
         finished = finished_runs(study, configs, block_seeds, train_size)
         diverged = study.diverged_note([run_name(c, s) for s in block_seeds for c in configs])
         if not finished and not diverged:
             continue
-        write(study, title + ".md", error_table(study, finished) + diverged)
+        block = {c: [load_run(os.path.join(study.logs, n)) for n in names] for c, names in finished.items()}
+        loaded.update(block)
+        write(study, title + ".md", error_table(study, finished, block) + diverged)
         for model in sorted({c.model for c in finished}):
             runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.model == model for n in names]
             study.stage("compare-%s-%s" % (title, model),
                         ["compare.py"] + runs + ["--out", os.path.join(study.results, "%s-%s.png" % (title, model))])
         if flatness:
             names = [n for ns in finished.values() for n in ns]
+            results = study.flatness(names, FLATNESS_FLAGS)
             groups = collections.OrderedDict((config_name(c), ns) for c, ns in finished.items())
-            write(study, title + "-flatness.md", runner.flatness_table(study.flatness(names, FLATNESS_FLAGS), groups))
+            write(study, title + "-flatness.md", runner.flatness_table(results, groups))
+            sharpness.update({c: [results[n]["flatness"]["hessian_top_normalised"][0] for n in ns]
+                              for c, ns in finished.items()
+                              if all("hessian_top_normalised" in results[n]["flatness"] for n in ns)})
+    found = protocol_claims(loaded, sharpness)
+    if found:
+        write(study, "claims.md", claims.table(found))
 
 
 def parse_args(argv):

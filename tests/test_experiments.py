@@ -4,9 +4,11 @@ import os
 import signal
 import threading
 
+import numpy as np
 import pytest
 
-from experiments import mnist_protocol, runner
+from analysis.events import Run, Series
+from experiments import claims, mnist_protocol, runner
 from training import exits
 
 # A stage that reports each SIGTERM it gets, and exits 143 a second after the first, as train.py does
@@ -209,3 +211,43 @@ def test_time_left_borrows_a_rate_per_minibatch_not_per_outer_step(tmp_path):
     assert left == pytest.approx(0.1 * 2344 * (20 + 60))
     assert mnist_protocol.time_left(runner.Study("t", runs_root=str(tmp_path / "r2"),
                                                  results_root=str(tmp_path / "o2")), runs, 60000) is None
+
+
+def test_a_claim_holds_when_the_mean_difference_is_within_its_limit_and_shows_its_standard_error():
+    # candidate 9.0, 9.2 (mean 9.1, sample var 0.02); reference 9.0, 9.0, 9.3 (mean 9.1, sample var 0.03)
+    diff, se = claims.difference([9.0, 9.2], [9.0, 9.0, 9.3])
+    assert diff == pytest.approx(0.0) and se == pytest.approx((0.02 / 2 + 0.03 / 3) ** 0.5)
+    assert claims.difference([9.0], [8.0, 8.2])[1] is None  # one seed: no spread to speak of
+    assert claims.lowest({"a": [3.0, 1.0], "b": [1.9]}) == ("b", [1.9])
+    rows = claims.table([claims.Claim("within", ("x", [9.3]), ("y", [9.2]), 0.1),
+                         claims.Claim("no worse", ("x", [9.3]), ("y", [9.2]), 0.0)]).splitlines()
+    assert rows[2] == "| within | x 9.30 (1) | y 9.20 (1) | +0.10 | yes |"
+    assert rows[3] == "| no worse | x 9.30 (1) | y 9.20 (1) | +0.10 | no |"
+
+
+def fake_run(errors_by_epoch):
+    """An analysis.events Run whose test error is ``errors_by_epoch`` ({effective epoch: error fraction})."""
+    epochs = np.array(sorted(errors_by_epoch), np.float64)
+    error = Series(steps=np.arange(len(epochs)), epochs=epochs, values=np.array([errors_by_epoch[e] for e in epochs]))
+    return Run(name="r", path="r", test_error=error, train_loss=error, wall_time=1.0)
+
+
+def test_protocol_claims_compare_entropy_sgd_with_the_best_baseline_and_parle_with_the_better_x3_run():
+    C = mnist_protocol.Config
+    loaded = {C("lenet", "sgd", 1): [fake_run({80: 0.095, 100: 0.092}), fake_run({80: 0.096, 100: 0.094})],
+              C("lenet", "adam", 1): [fake_run({80: 0.098, 100: 0.097})],
+              C("lenet", "esgd", 1): [fake_run({78: 0.2, 80.2: 0.094, 100: 0.093}),
+                                      fake_run({80.1: 0.095, 100.01: 0.092})],
+              C("lenet", "parle-n3", 1): [fake_run({100: 0.090})],
+              C("lenet", "esgd", 3): [fake_run({300: 0.091})], C("lenet", "sgd", 3): [fake_run({300: 0.089})]}
+    sharpness = {C("lenet", "sgd", 1): [7.0, 9.0], C("lenet", "adam", 1): [6.0], C("lenet", "esgd", 1): [5.0, 6.0]}
+    found = mnist_protocol.protocol_claims(loaded, sharpness)
+    assert [(c.candidate, c.reference, c.limit) for c in found] == [
+        (("esgd", pytest.approx([9.3, 9.2])), ("lenet-sgd", pytest.approx([9.2, 9.4])), 0.1),
+        (("esgd at 80", pytest.approx([9.4, 9.5])), ("lenet-sgd", pytest.approx([9.2, 9.4])), 0.0),
+        (("esgd", [5.0, 6.0]), ("lenet-adam", [6.0]), 0.0),
+        (("parle-n3", pytest.approx([9.0])), ("lenet-sgd-x3", pytest.approx([8.9])), 0.1)]
+    assert "0.50 at 80" in found[0].text  # the paper's figure beside ours
+    # Without mnistfc runs no mnistfc claim; without a flatness result for every configuration, no sharpness.
+    del sharpness[C("lenet", "adam", 1)]
+    assert len(mnist_protocol.protocol_claims(loaded, sharpness)) == 3

@@ -1,0 +1,56 @@
+"""Whether a claim held in a study, computed from its runs so that no verdict in a results README is typed
+by hand: each claim compares a candidate's values over seeds with a reference's (the mean difference and
+its standard error) and holds when the difference is at most the claim's limit.
+
+    held  <=>  mean(candidate) - mean(reference) <= limit    (the difference rounded as shown)
+
+e.g. "Entropy-SGD's final test error is within 0.1 points of the best baseline's or better" has the limit
++0.1 (points), "no worse" 0. The standard error sqrt(s_a^2 / n_a + s_b^2 / n_b) (sample variances over
+seeds) says how far the difference is from the seeds' noise; the verdict does not use it, so a reader
+can see a claim that holds, or fails, by less than the noise.
+"""
+import collections
+import math
+
+import numpy as np
+
+from experiments.runner import cell
+
+Claim = collections.namedtuple("Claim", "text candidate reference limit")
+Claim.__doc__ = """One claim: ``text`` says it; ``candidate`` and ``reference`` are (label, values over seeds);
+it holds when mean(candidate) - mean(reference) <= ``limit``."""
+
+
+def difference(candidate, reference):
+    """Return (mean(candidate) - mean(reference), its standard error), the error None unless both have at
+    least two values."""
+    a, b = np.asarray(candidate, np.float64), np.asarray(reference, np.float64)
+    se = None
+    if len(a) > 1 and len(b) > 1:
+        se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return a.mean() - b.mean(), se
+
+
+def lowest(samples):
+    """Return the (label, values) of ``samples`` ({label: values}) with the lowest mean."""
+    label = min(samples, key=lambda k: np.mean(samples[k]))
+    return label, samples[label]
+
+
+def table(claims, digits=2):
+    """Return the Markdown table of ``claims``: the claim, both sides as mean ± std over their seeds,
+    the difference ± its standard error, and whether it held, judged on the difference as shown (to
+    ``digits`` decimals), so that a shown +0.10 against a limit of 0.1 holds whatever the float rounding."""
+    lines = ["| claim | candidate | reference | difference | held |", "|---|---|---|---:|---|"]
+    for c in claims:
+        diff, se = difference(c.candidate[1], c.reference[1])
+        shown = "%+.*f" % (digits, diff) + ("" if se is None else " ± %.*f" % (digits, se))
+        lines.append("| %s | %s %s | %s %s | %s | %s |" % (
+            c.text, c.candidate[0], _cell(c.candidate[1], digits), c.reference[0], _cell(c.reference[1], digits),
+            shown, "yes" if round(diff, digits) <= c.limit else "no"))
+    return "\n".join(lines) + "\n"
+
+
+def _cell(values, digits):
+    """'mean ± std (n seeds)' of ``values``."""
+    return "%s (%d)" % (cell(values, digits), len(values))

@@ -3,10 +3,10 @@
     .venv/bin/python -m experiments.mnist_protocol [-d fashion-mnist] [--seeds 1 2 3] [--report-only]
 
 One command runs the whole study: prepare the data, train every run (seed by seed, so that a partial
-study already compares every configuration), then the flatness of every final model and the tables and
-figures. Rerunning skips finished runs and resumes cut-off ones (-rl); Ctrl-C stops the run in progress
-after a checkpoint (experiments/runner.py). ``--report-only`` writes the results of the runs finished so
-far and trains nothing.
+study already compares every configuration), then the flatness of every final model, the tables,
+figures and claims, written into the results README's generated section. Rerunning skips finished runs
+and resumes cut-off ones (-rl); Ctrl-C stops the run in progress after a checkpoint
+(experiments/runner.py). ``--report-only`` reports the runs finished so far and trains nothing.
 
 The recipes are those of the authors' code (ucla-vision/entropy-sgd: train.lua, its README, and
 python/models.py, python/optim.py), with their names for the networks: ``lenet`` is their ``mnistconv``.
@@ -223,12 +223,6 @@ def finished_runs(study, configs, seeds, train_size):
     return finished
 
 
-def write(study, name, text):
-    """Write ``text`` to results/<study>/NAME atomically and print it."""
-    runner.write_atomically(os.path.join(study.results, name), lambda f: f.write(text.encode("utf-8")))
-    print(text, end="")
-
-
 def protocol_claims(loaded, sharpness):
     """Return the claims (experiments.claims) that the finished runs decide, from ``loaded`` ({Config: [its
     Runs]}) and ``sharpness`` ({Config: [top eigenvalue of the filter-normalised Hessian of each run]}):
@@ -262,36 +256,55 @@ def protocol_claims(loaded, sharpness):
     return found
 
 
-def report(study, seeds, train_size, flatness):
-    """Write the tables and figures of the runs finished so far (and their flatness when ``flatness``),
-    and the claims they decide (claims.md). The figures' x axis is compare.py's: effective epochs per
-    replica for Parle."""
-    blocks = [("errors", MAIN, seeds), ("equal-compute", EQUAL_COMPUTE,
-                                        [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
-    loaded, sharpness = {}, {}
-    for title, configs, block_seeds in blocks:
+def report(study, seeds, train_size, measure_flatness):
+    """Write the results of the runs finished so far into the results README's generated section (and
+    print it): the test-error tables and figures, the flatness of the runs measured (measuring those not
+    yet measured when ``measure_flatness``), and the claims they decide. The figures' x axis is compare.py's:
+    effective epochs per replica for Parle."""
+    blocks = [("Test error", "errors", MAIN, seeds),
+              ("Parle at equal compute (LeNet)", "equal-compute", EQUAL_COMPUTE,
+               [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
+    loaded, sharpness, parts = {}, {}, [progress_line(study, plan(seeds), train_size)]
+    for heading, title, configs, block_seeds in blocks:
         finished = finished_runs(study, configs, block_seeds, train_size)
         diverged = study.diverged_note([run_name(c, s) for s in block_seeds for c in configs])
         if not finished and not diverged:
             continue
         block = {c: [load_run(os.path.join(study.logs, n)) for n in names] for c, names in finished.items()}
         loaded.update(block)
-        write(study, title + ".md", error_table(study, finished, block) + diverged)
+        parts += ["### " + heading, error_table(study, finished, block) + diverged]
         for model in sorted({c.model for c in finished}):
             runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.model == model for n in names]
+            figure = "%s-%s.png" % (title, model)
             study.stage("compare-%s-%s" % (title, model),
-                        ["compare.py"] + runs + ["--out", os.path.join(study.results, "%s-%s.png" % (title, model))])
-        if flatness:
-            names = [n for ns in finished.values() for n in ns]
-            results = study.flatness(names, FLATNESS_FLAGS)
-            groups = collections.OrderedDict((config_name(c), ns) for c, ns in finished.items())
-            write(study, title + "-flatness.md", runner.flatness_table(results, groups))
+                        ["compare.py"] + runs + ["--out", os.path.join(study.results, figure)])
+            parts.append("![%s: test error against effective epochs](%s)" % (model, figure))
+        results = study.flatness([n for ns in finished.values() for n in ns], FLATNESS_FLAGS, measure_flatness)
+        measured = collections.OrderedDict((c, ns) for c, ns in finished.items() if all(n in results for n in ns))
+        if measured:
+            groups = collections.OrderedDict((config_name(c), ns) for c, ns in measured.items())
+            parts += ["Flatness of the final models:", runner.flatness_table(results, groups)]
             sharpness.update({c: [results[n]["flatness"]["hessian_top_normalised"][0] for n in ns]
-                              for c, ns in finished.items()
+                              for c, ns in measured.items()
                               if all("hessian_top_normalised" in results[n]["flatness"] for n in ns)})
     found = protocol_claims(loaded, sharpness)
     if found:
-        write(study, "claims.md", claims.table(found))
+        parts += ["### Claims", claims.table(found)]
+    text = "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
+    study.fill_readme("results", text)
+    print(text, end="")
+
+
+def progress_line(study, runs, train_size):
+    """Return the line that opens the results: when they were written, the runs finished (and diverged)
+    of ``runs`` ((configuration, seed) pairs), and the training time so far."""
+    names = [(run_name(c, s), total_steps(c, train_size)) for c, s in runs]
+    finished = sum(study.done(n, total) for n, total in names)
+    diverged = sum(n in study.diverged.runs for n, _ in names)
+    seconds = sum(study.timings.seconds(n) for n, _ in names)
+    return ("*Written by `python -m experiments.mnist_protocol` on %s: %d of %d runs finished%s, %s of training "
+            "so far.*" % (time.strftime("%Y-%m-%d %H:%M %Z"), finished, len(names),
+                          ", %d diverged" % diverged if diverged else "", runner.duration(seconds)))
 
 
 def parse_args(argv):
@@ -301,7 +314,8 @@ def parse_args(argv):
                    help="data set, 60,000 28x28 training images (default %(default)s; mnist once data/ has it)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
     p.add_argument("--report-only", action="store_true", help="train nothing; report the runs finished so far")
-    p.add_argument("--skip-flatness", action="store_true", help="no flatness measurements (they take minutes each)")
+    p.add_argument("--skip-flatness", action="store_true",
+                   help="measure no flatness (half a minute a model); the report shows those already measured")
     return p.parse_args(argv)
 
 
@@ -316,7 +330,7 @@ def main(argv=None):
         train_size = json.load(f)["train_size"]
     if not args.report_only:
         train_all(study, plan(args.seeds), args.dataset, train_size)
-    report(study, args.seeds, train_size, flatness=not args.skip_flatness)
+    report(study, args.seeds, train_size, measure_flatness=not args.skip_flatness)
     return 0
 
 

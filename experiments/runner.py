@@ -2,8 +2,10 @@
 what was cut off, log every command with its wall time, and estimate the time left.
 
 A study keeps everything it makes under ``experiments/runs/<study>/`` (never committed): datasets,
-checkpoints, event files, flatness JSONs, one log per stage and ``timings.json``. What is committed goes
-to ``experiments/results/<study>/``: tables, figures and ``log.txt``.
+checkpoints, event files, flatness JSONs, one log per stage, ``timings.json`` (each run's training time
+over its sittings, brought up to date at every checkpoint) and ``diverged.json``. What is committed goes
+to ``experiments/results/<study>/``: the README's generated section (``fill_readme``), figures and
+``log.txt``.
 
 Stopping: Ctrl-C or SIGTERM to the script is passed on, once, to the stage running (train.py saves a
 checkpoint and exits), and the script then exits with the stage's status (130, 143). Run the same
@@ -58,11 +60,12 @@ class Study(object):
         self._exit_on_failure(name, status)
         return seconds
 
-    def _logged_run(self, name, argv):
-        """Run the stage and log its command, wall time and status; return (seconds, status)."""
+    def _logged_run(self, name, argv, on_line=None):
+        """Run the stage (``on_line()`` called after each line of its output) and log its command, wall time
+        and status; return (seconds, status)."""
         start = time.time()
         with open(os.path.join(self.stage_logs, name + ".log"), "a") as out:
-            status = _run(argv, out, name)
+            status = _run(argv, out, name, on_line)
         seconds = time.time() - start
         shown = " ".join(os.path.relpath(a, REPO) if a.startswith(REPO) else a for a in argv)
         self.log.add("[%s] %-30s %8.1f s  status %d  $ python %s"
@@ -94,12 +97,15 @@ class Study(object):
                          "remove it from %s)" % (time.strftime("%Y-%m-%d %H:%M:%S"), run, before, self.diverged.path))
             return False
         resume = checkpoint_files.holds_checkpoints(os.path.join(self.ckpt, run))
-        seconds, status = self._logged_run(run, ["train.py"] + flags + [
+        counted = [(time.time(), before)]
+
+        def count_saved():
+            counted[0] = self._count_saved(run, *counted[0])
+
+        _, status = self._logged_run(run, ["train.py"] + flags + [
             "-n", run, "--data-dir", self.data, "--checkpoint-dir", self.ckpt, "--logdir", self.logs]
-            + (["-rl"] if resume else []))
-        trained = self.checkpoint_step(run) - before
-        if trained > 0:  # a stopped run's time counts too: it saved what it trained
-            self.timings.add(run, seconds, trained)
+            + (["-rl"] if resume else []), on_line=count_saved)
+        count_saved()
         if status in exits.EXIT_STATUS.values():
             self._exit_on_failure(run, status)
         if status == exits.DIVERGED:
@@ -111,6 +117,19 @@ class Study(object):
                             os.path.join(self.stage_logs, run + ".log")))
         return status == 0
 
+    def _count_saved(self, run, since, step):
+        """Add to ``timings`` the seconds from time ``since`` and the outer steps from ``step`` to run ``run``'s
+        newest checkpoint, if it is newer; return the (time, step) that the counted time now ends at.
+
+        Called as the run goes, so that the time of every saved step is on disk: a runner killed outright
+        (a lost machine) loses only the time since the last checkpoint, which the steps redone will count."""
+        saved = self.checkpoint_step(run)
+        if saved <= step:
+            return since, step
+        now = time.time()
+        self.timings.add(run, now - since, saved - step)
+        return now, saved
+
     def diverged_note(self, runs):
         """Return a Markdown paragraph naming the runs of ``runs`` that diverged, for below a table that leaves
         them out ('' when none did)."""
@@ -119,17 +138,24 @@ class Study(object):
             return ""
         return "\nDiverged (NaN or infinite loss or weights), so not in the table: %s.\n" % ", ".join(names)
 
-    def flatness(self, runs, flags):
+    def flatness(self, runs, flags, measure=True):
         """Run evaluate.py --flatness (with ``flags``) on the final model of every run of ``runs`` that has no
-        result yet; return {run: its results}, read from ``flatness/RUN.json``."""
+        result yet (none when not ``measure``); return {run: its results} of the runs that have one, read
+        from ``flatness/RUN.json``."""
         results = {}
         for run in runs:
             path = os.path.join(self.flatness_dir, run + ".json")
-            if not os.path.exists(path):
+            if measure and not os.path.exists(path):
                 self.stage("flatness-" + run, ["evaluate.py", os.path.join(self.ckpt, run), "--json", path] + flags)
-            with open(path) as f:
-                results[run] = json.load(f)
+            if os.path.exists(path):
+                with open(path) as f:
+                    results[run] = json.load(f)
         return results
+
+    def fill_readme(self, section, text):
+        """Replace what the results README holds between ``<!-- SECTION -->`` and ``<!-- /SECTION -->`` with
+        ``text`` (the rest of the README is written by hand)."""
+        fill_section(os.path.join(self.results, "README.md"), section, text)
 
     def done(self, run, total_steps):
         """Return whether run ``run`` has reached ``total_steps`` outer steps."""
@@ -141,9 +167,10 @@ class Study(object):
         return step < total_steps and not self.diverged.at(run, step)
 
 
-def _run(argv, out, name):
+def _run(argv, out, name, on_line=None):
     """Run ``python argv`` in its own process group, output to the file ``out``, the ECHOED lines also to
-    the console; pass the first SIGINT/SIGTERM on to it. Returns its exit status.
+    the console, calling ``on_line()`` after each line; pass the first SIGINT/SIGTERM on to it. Returns its
+    exit status.
 
     Its own process group, so that a Ctrl-C reaches it once, through this script, not also from the
     terminal (a second one would abort it unsaved); the same session, so that ``nice`` on the script
@@ -165,6 +192,8 @@ def _run(argv, out, name):
             text = line.strip("\r\n").split("\r")[-1]
             if text.startswith(ECHOED):
                 print("  %s: %s" % (name, text), flush=True)
+            if on_line is not None:
+                on_line()
         return child.wait()
     finally:
         for s, handler in old.items():
@@ -245,6 +274,20 @@ class Diverged(RunRecord):
     def at(self, run, step):
         """Return whether run ``run`` diverged after a checkpoint at outer step ``step``."""
         return self.runs.get(run) == step
+
+
+def fill_section(path, section, text):
+    """Rewrite the file ``path`` (atomically) with ``text`` between its lines ``<!-- SECTION -->`` and
+    ``<!-- /SECTION -->``; raises ValueError when it lacks them, naming the file and the lines."""
+    begin, end = "<!-- %s -->\n" % section, "<!-- /%s -->\n" % section
+    with open(path, encoding="utf-8") as f:
+        old = f.read()
+    head, found, rest = old.partition(begin)
+    tail = rest.partition(end)[2] if end in rest else None
+    if not found or tail is None:
+        raise ValueError("%s has no lines %s and %s around its generated section" % (path, begin.strip(), end.strip()))
+    new = head + begin + text.rstrip("\n") + "\n" + end + tail
+    write_atomically(path, lambda f: f.write(new.encode("utf-8")))
 
 
 def duration(seconds):

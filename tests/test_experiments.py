@@ -95,7 +95,7 @@ def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, m
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"
 
-    def stopped_after_a_save(argv, out, name):
+    def stopped_after_a_save(argv, out, name, on_line):
         state.parent.mkdir(parents=True)
         state.write_text('model_checkpoint_path: "model-7"\n')
         return 143
@@ -108,10 +108,36 @@ def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, m
     assert "status 143" in (tmp_path / "results" / "s" / "log.txt").read_text()
 
 
+def test_the_time_of_each_checkpoint_is_on_disk_as_the_run_goes(tmp_path, monkeypatch):
+    # A run resumed at step 2 saves at 5 and 9; the runner is then killed outright (its stage never
+    # returns): the timings on disk already hold the 7 steps saved, and the time they took.
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"
+    state.parent.mkdir(parents=True)
+    state.write_text('model_checkpoint_path: "model-2"\n')
+    now = [100.0]
+    monkeypatch.setattr(runner.time, "time", lambda: now[0])
+
+    def killed_after_two_saves(argv, out, name, on_line):
+        now[0] = 110.0
+        on_line()  # a line before any new save: nothing to count
+        for step, at in ((5, 130.0), (9, 190.0)):
+            now[0] = at
+            state.write_text('model_checkpoint_path: "model-%d"\n' % step)
+            on_line()
+        raise KeyboardInterrupt  # stands for the kill: nothing after this line runs
+
+    monkeypatch.setattr(runner, "_run", killed_after_two_saves)
+    with pytest.raises(KeyboardInterrupt):
+        study.train("r", ["-opt", "sgd"], total_steps=10)
+    on_disk = runner.Timings(study.timings.path)
+    assert on_disk.runs["r"] == [90.0, 7]
+
+
 def test_a_failed_training_run_is_logged_and_tried_again_by_the_next_call(tmp_path, monkeypatch):
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     calls = []
-    monkeypatch.setattr(runner, "_run", lambda argv, out, name: calls.append(argv) or exits.FAILED)
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: calls.append(argv) or exits.FAILED)
     assert study.train("r", ["-opt", "sgd"], total_steps=10) is False
     assert "r failed (status 1): the study goes on" in (tmp_path / "results" / "s" / "log.txt").read_text()
     assert "r" not in study.timings.runs  # nothing trained, no time counted
@@ -125,7 +151,7 @@ def test_a_diverged_run_is_recorded_not_tried_again_from_the_same_checkpoint_and
     state.parent.mkdir(parents=True)
     state.write_text('model_checkpoint_path: "model-4"\n')
     calls = []
-    monkeypatch.setattr(runner, "_run", lambda argv, out, name: calls.append(argv) or exits.DIVERGED)
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: calls.append(argv) or exits.DIVERGED)
     assert study.train("r", ["-opt", "sgd"], total_steps=10) is False
     log = tmp_path / "results" / "s" / "log.txt"
     assert "r diverged (status 3): the study goes on" in log.read_text()

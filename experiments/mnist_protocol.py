@@ -194,7 +194,7 @@ def error_table(study, finished, loaded):
     """Return the Markdown test-error table of the finished runs ({Config: [run names]}, ``loaded``: {Config:
     [their Runs]}): effective epochs (per replica, times the replicas), final and best error, the error of
     the evaluation nearest each of FEWER_EPOCHS effective epochs (x3 runs: 3 times those) with the mean
-    epoch it was at, training time."""
+    epoch it was at, training time (``run_time``)."""
     head = ["configuration", "seeds", "effective epochs", "final test error (%)", "best test error (%)"]
     head += ["error near %d (%%)" % e for e in FEWER_EPOCHS] + ["training time / run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
@@ -208,9 +208,18 @@ def error_table(study, finished, loaded):
         for e in FEWER_EPOCHS:
             at = [error_at(r, e * c.stretch) for r in runs]
             row.append("%s (at %.1f)" % (runner.cell([100 * a[0] for a in at], 2), sum(a[1] for a in at) / len(at)))
-        row.append(runner.duration(sum(study.timings.seconds(n) for n in names) / len(names)))
+        times = [run_time(study, n) for n in names]
+        row.append(runner.duration(sum(times) / len(times)) if None not in times else "–")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def run_time(study, name):
+    """Return the training seconds of finished run ``name``: its seconds per outer step over the sittings
+    counted, times its outer steps (so a sitting that a killed runner never counted is left out of the
+    rate, not out of the time); None when no sitting was counted."""
+    rate = study.timings.rate({name: 1})
+    return None if rate is None else rate * study.checkpoint_step(name)
 
 
 def finished_runs(study, configs, seeds, train_size):

@@ -277,3 +277,15 @@ def test_protocol_claims_compare_entropy_sgd_with_the_best_baseline_and_parle_wi
     # Without mnistfc runs no mnistfc claim; without a flatness result for every configuration, no sharpness.
     del sharpness[C("lenet", "adam", 1)]
     assert len(mnist_protocol.protocol_claims(loaded, sharpness)) == 3
+
+
+def test_a_run_time_is_its_counted_rate_times_its_steps(tmp_path):
+    # 7 of the run's 10 outer steps were counted, in 90 s; a sitting a killed runner never counted is not
+    # in the rate, and the time is that of all 10 steps at it.
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"
+    state.parent.mkdir(parents=True)
+    state.write_text('model_checkpoint_path: "model-10"\n')
+    assert mnist_protocol.run_time(study, "r") is None
+    study.timings.add("r", 90.0, 7)
+    assert mnist_protocol.run_time(study, "r") == pytest.approx(90.0 / 7 * 10)

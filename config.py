@@ -13,7 +13,7 @@ a ``config_train`` that does not match the schema. The sections below are the sc
 
 class config_train(object):
     # --- data ---
-    dataset = "cifar10"            # cifar10 | cifar100 | fashion-mnist
+    dataset = "cifar10"            # cifar10 | cifar100 | mnist | fashion-mnist
     data_dir = "datasets"          # archives and TFRecords live under DATA_DIR/<dataset>/
     batch_size = 128               # WRN paper and Entropy-SGD paper (CIFAR)
     augment = True                 # 4-pixel reflection-padded random crops + horizontal flips (WRN recipe)

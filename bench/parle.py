@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.turns import rotations
 from config import config_train
-from data.datasets import FASHION_MNIST_CLASSES
+from data.datasets import FASHION_MNIST
 from data.records import write_records
 from tfcompat import tf
 from training import devices, graph, settings
@@ -48,7 +48,7 @@ def write_data(folder, train_size, test_size, seed=0):
     splits = {split: (rng.randint(0, 256, (n, 28, 28, 1)).astype(np.uint8), rng.randint(0, 10, n).astype(np.int64))
               for split, n in (("train", train_size), ("test", test_size))}
     return write_records(os.path.join(folder, "fashion-mnist"), "fashion-mnist", splits,
-                         list(FASHION_MNIST_CLASSES), progress=False)
+                         list(FASHION_MNIST.classes), progress=False)
 
 
 def mode_settings(mode, n, L, batch, data_dir):

@@ -20,8 +20,8 @@ def _parse(argv):
                         help="folder for archives and records (default: %(default)s, config.py's data_dir, "
                              "which train.py reads)")
     parser.add_argument("--url", help="mirror to download from (http, https or file URL; for "
-                                      "fashion-mnist the folder URL of the four IDX files)")
-    parser.add_argument("--archive", help="archive already on disk (for fashion-mnist: a folder "
+                                      "mnist and fashion-mnist the folder URL of the four IDX files)")
+    parser.add_argument("--archive", help="archive already on disk (for mnist and fashion-mnist: a folder "
                                           "holding the four IDX files)")
     parser.add_argument("--md5", help="MD5 of the archive at --url or --archive (default: the "
                                       "official one, not checked for a --url mirror)")

@@ -25,6 +25,7 @@ import zlib
 
 import numpy as np
 
+from data.datasets import DATASETS
 from data.records import FEATURES, read_meta, record_path
 from tfcompat import tf
 
@@ -82,8 +83,8 @@ def _reflect(index, size):
     return tf.where(index > size - 1, 2 * (size - 1) - index, index)
 
 
-def _crop_flip(images, draws):
-    """Return a random padded crop of each image, mirrored left-right for half of them.
+def _crop_flip(images, draws, flips=True):
+    """Return a random padded crop of each image, mirrored left-right for half of them when ``flips``.
 
     ``images``: uint8 [N, H, W, C]; ``draws``: float [N, >=3] uniforms in [0, 1). The crop of the
     reflection-padded image and the flip become index vectors, so the whole batch costs two gathers
@@ -91,7 +92,7 @@ def _crop_flip(images, draws):
     """
     height, width = images.shape[1], images.shape[2]
     offsets = tf.cast(tf.floor(draws[:, :2] * (2 * _PAD + 1)), tf.int32) - _PAD    # [N, 2] in [-4, 4]
-    flip = tf.cast(draws[:, 2:3] < 0.5, tf.int32)                                   # [N, 1]
+    flip = tf.cast(draws[:, 2:3] < (0.5 if flips else 0.0), tf.int32)              # [N, 1]
     rows = _reflect(offsets[:, :1] + tf.range(height)[tf.newaxis], height)
     across = tf.range(width)[tf.newaxis]
     cols_in_crop = across + flip * (width - 1 - 2 * across)      # j, or width - 1 - j when flipped
@@ -128,14 +129,14 @@ def model_key(seed, position):
     return tf.random.experimental.stateless_fold_in(key, tf.constant(MODEL_DRAWS, tf.int64))
 
 
-def _batch_maker(images, labels, seed, augment, rotate, with_key):
+def _batch_maker(images, labels, seed, augment, flips, rotate, with_key):
     """Return f(position, indices [batch]) -> (images uint8 [batch, H, W, C], labels int32 [batch]
     [, the model key int64 [2] with ``with_key``])."""
     def make(position, indices):
         batch = tf.gather(images, indices)
         draws = tf.random.stateless_uniform([tf.size(indices), 4], seed=tf.stack([seed, position]))
         if augment:
-            batch = _crop_flip(batch, draws)
+            batch = _crop_flip(batch, draws, flips)
         if rotate:
             batch = _rotate(batch, draws[:, 3], rotate)
         return (batch, tf.gather(labels, indices)) + ((model_key(seed, position),) if with_key else ())
@@ -168,8 +169,9 @@ def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_
     with ``with_key`` also each batch's model key (int64 [2], the module docstring): the dropout key the
     model that trains on the batch takes (models/__init__.py).
 
-    With ``augment``, images are randomly cropped from the 4-pixel reflection-padded image and
-    flipped left-right; with ``rotate`` > 0, rotated by up to that many degrees (rounded to whole
+    With ``augment``, images are randomly cropped from the 4-pixel reflection-padded image and, for a
+    dataset whose labels a mirror keeps (``DatasetInfo.flips``: not MNIST's digits), flipped left-right
+    for half of them; with ``rotate`` > 0, rotated by up to that many degrees (rounded to whole
     pixel levels). They are not normalised: apply ``normalizer(record_dir)`` where they are used.
     Batches are whole (the remainder of each epoch is dropped) and each epoch has its own order.
     The stream is a function of ``seed`` and the position only, so ``start_batch`` (an int, or an
@@ -187,7 +189,7 @@ def train_dataset(record_dir, batch_size, seed, augment=True, rotate=0.0, start_
 
     def stream(images, labels):
         return (_positions(num_examples, batch_size, seed, start_batch)
-                .map(_batch_maker(images, labels, seed, augment, rotate, with_key),
+                .map(_batch_maker(images, labels, seed, augment, DATASETS[meta["dataset"]].flips, rotate, with_key),
                      num_parallel_calls=tf.data.AUTOTUNE))
 
     return decoded.flat_map(stream).prefetch(tf.data.AUTOTUNE)

@@ -9,8 +9,8 @@ folder and files the user put in the data dir are only ever read.
 import os
 import sys
 
-from data import cifar, fashion_mnist, fetch, records
-from data.datasets import DATASETS, FASHION_MNIST_CLASSES
+from data import cifar, fetch, idx, records
+from data.datasets import DATASETS
 from data.errors import DataError
 
 
@@ -34,7 +34,7 @@ def _conversion_line(name, record_dir, reason):
 
 def _kept_source(info, record_dir):
     """Return where a validated download of the dataset's source is kept for later runs: the CIFAR
-    archive in the record folder, or the record folder itself for the Fashion-MNIST files."""
+    archive in the record folder, or the record folder itself for the IDX files (MNIST, Fashion-MNIST)."""
     return os.path.join(record_dir, info.archive) if info.archive else record_dir
 
 
@@ -62,21 +62,23 @@ def _cifar_archive(info, record_dir, downloads, url, archive, md5, progress):
 
 
 def _locate(info, data_dir, record_dir, downloads, url, archive, md5, progress):
-    """Return (the dataset's source: a CIFAR archive or a folder of the four Fashion-MNIST files,
-    the paths of the files of it this run downloaded into ``downloads``)."""
-    if info.name == "fashion-mnist":
+    """Return (the dataset's source: a CIFAR archive or a folder of its four IDX files, the paths of the
+    files of it this run downloaded into ``downloads``)."""
+    if info.idx is not None:
         if md5 is not None:
-            raise DataError("--md5 applies to the CIFAR archives only: the four Fashion-MNIST files are "
+            raise DataError(f"--md5 applies to the CIFAR archives only: the four {info.name} files are "
                             "always checked against their published MD5s. Leave --md5 out.")
-        return fashion_mnist.locate(record_dir, data_dir, downloads, archive, url, progress)
+        return idx.locate(info.name, info.idx, record_dir, data_dir, downloads, archive, url, progress)
     return _cifar_archive(info, record_dir, downloads, url, archive, md5, progress)
 
 
-def _read(info, source):
-    """Return ({'train': (images, labels), 'test': (...)}, class names) read from ``source`` and checked."""
-    if info.name == "fashion-mnist":
-        splits = {s: fashion_mnist.read_split(source, s) for s in records.SPLITS}
-        classes = list(FASHION_MNIST_CLASSES)
+def _read(info, source, record_dir):
+    """Return ({'train': (images, labels), 'test': (...)}, class names) read from ``source`` and checked
+    (``record_dir``: where the advice of an error says to put the files)."""
+    if info.idx is not None:
+        help_text = idx.advice(info.name, info.idx, record_dir)
+        splits = {s: idx.read_split(source, s, help_text) for s in records.SPLITS}
+        classes = list(info.idx.classes)
     else:
         splits, classes = cifar.read_cifar(source, info.name, info.top_dir)
     records.check_splits(info.name, splits, len(classes))
@@ -104,7 +106,7 @@ def _read_source(info, data_dir, record_dir, url, archive, md5, progress):
     with fetch.unvalidated_downloads(record_dir) as downloads:
         source, downloaded = _locate(info, data_dir, record_dir, downloads, url, archive, md5, progress)
         try:
-            splits, classes = _read(info, source)
+            splits, classes = _read(info, source, record_dir)
         except DataError as e:
             raise _content_error(e, source, downloaded, kept) from None
         fetch.keep(downloaded, record_dir)

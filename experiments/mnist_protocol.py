@@ -319,8 +319,9 @@ def progress_line(study, runs, train_size):
 def parse_args(argv):
     """Return the command line: data set, seeds, report-only, flatness."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("-d", "--dataset", default="fashion-mnist",
-                   help="data set, 60,000 28x28 training images (default %(default)s; mnist once data/ has it)")
+    p.add_argument("-d", "--dataset", default="fashion-mnist", choices=("mnist", "fashion-mnist"),
+                   help="data set (default %(default)s; mnist is downloaded, Fashion-MNIST also comes from "
+                        "Debian's dataset-fashion-mnist package)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
     p.add_argument("--report-only", action="store_true", help="train nothing; report the runs finished so far")
     p.add_argument("--skip-flatness", action="store_true",

@@ -154,8 +154,13 @@ class Study(object):
 
     def fill_readme(self, section, text):
         """Replace what the results README holds between ``<!-- SECTION -->`` and ``<!-- /SECTION -->`` with
-        ``text`` (the rest of the README is written by hand)."""
-        fill_section(os.path.join(self.results, "README.md"), section, text)
+        ``text`` (the rest of the README is written by hand); a study without a README gets one that holds
+        only the section."""
+        path = os.path.join(self.results, "README.md")
+        if not os.path.exists(path):
+            page = "# %s\n\n<!-- %s -->\n<!-- /%s -->\n" % (os.path.basename(self.results), section, section)
+            write_atomically(path, lambda f: f.write(page.encode("utf-8")))
+        fill_section(path, section, text)
 
     def done(self, run, total_steps):
         """Return whether run ``run`` has reached ``total_steps`` outer steps."""

@@ -1,4 +1,5 @@
 """Fetching, verifying and converting datasets into TFRecords (data.prepare and python -m data)."""
+import dataclasses
 import errno
 import glob
 import hashlib
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 import data
-from data import DATASETS, DataError, cifar, fashion_mnist, fetch, prepare, records
+from data import DATASETS, DataError, cifar, fetch, prepare, records
+from data.datasets import IDX_FILES
 from data.__main__ import main as cli_main
 from data_fixtures import (dead_url, files_under, gzip_tarball, http_server, make_cifar_archive, read_records,
                            write_idx)
@@ -292,14 +294,16 @@ def test_damaged_record_folder_is_converted_again(tmp_path, cifar10_archive, dam
     _assert_records_equal_source(record_dir, splits, classes)
 
 
-def test_fashion_mnist_from_idx_files(tmp_path):
+@pytest.mark.parametrize("name,first_class", [("fashion-mnist", "T-shirt/top"), ("mnist", "0")])
+def test_idx_datasets_from_their_files(tmp_path, name, first_class):
     rng = np.random.default_rng(3)
     source = {}
-    for split, n, names in (("train", 120, ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")),
-                            ("test", 30, ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))):
+    os.makedirs(tmp_path / name)
+    for split, n in (("train", 120), ("test", 30)):
         source[split] = (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n))
-        write_idx(str(tmp_path), *names, *source[split])
-    record_dir = prepare("fashion-mnist", str(tmp_path), progress=False)
+        write_idx(str(tmp_path / name), *IDX_FILES[split], *source[split])
+    record_dir = prepare(name, str(tmp_path), progress=False)
+    assert record_dir == str(tmp_path / name) and data.read_meta(record_dir)["dataset"] == name
     for split in ("train", "test"):
         images, labels, formats, heights, widths = read_records(os.path.join(record_dir, f"{split}.tfrecord"))
         assert images.shape[1:] == (28, 28, 1) and formats == {b"png"} and heights == widths == {28}
@@ -308,20 +312,19 @@ def test_fashion_mnist_from_idx_files(tmp_path):
     meta = data.read_meta(record_dir)
     np.testing.assert_allclose(meta["mean"], [source["train"][0].mean()], rtol=1e-9)
     np.testing.assert_allclose(meta["std"], [source["train"][0].std()], rtol=1e-9)
-    assert open(os.path.join(record_dir, "labels.txt")).read().splitlines()[0] == "0:T-shirt/top"
+    assert open(os.path.join(record_dir, "labels.txt")).read().splitlines()[0] == "0:" + first_class
 
 
-def _write_fashion_mnist_source(directory, n_train=60, n_test=20):
-    """Write the four Fashion-MNIST IDX files, of random images, into ``directory``."""
+def _write_idx_source(directory, n_train=60, n_test=20):
+    """Write the four IDX files of an MNIST-format dataset, of random images, into ``directory``."""
     rng = np.random.default_rng(4)
     os.makedirs(directory, exist_ok=True)
-    for n, names in ((n_train, ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")),
-                     (n_test, ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))):
+    for n, names in ((n_train, IDX_FILES["train"]), (n_test, IDX_FILES["test"])):
         write_idx(str(directory), *names, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n))
 
 
 def test_a_conversion_says_so_and_a_damaged_folder_is_converted_again_with_a_line(tmp_path, capsys):
-    _write_fashion_mnist_source(tmp_path)
+    _write_idx_source(tmp_path / "fashion-mnist")
     record_dir = str(tmp_path / "fashion-mnist")
     prepare("fashion-mnist", str(tmp_path))
     assert capsys.readouterr().err == (f"fashion-mnist: converting to TFRecords in {record_dir} "
@@ -349,7 +352,7 @@ def test_a_conversion_says_so_and_a_damaged_folder_is_converted_again_with_a_lin
 def test_cli_data_dir_defaults_to_the_folder_train_py_reads(tmp_path, monkeypatch, capsys):
     from config import config_train
     monkeypatch.chdir(tmp_path)
-    _write_fashion_mnist_source(tmp_path / config_train.data_dir)  # found there before Debian's package folder
+    _write_idx_source(tmp_path / config_train.data_dir / "fashion-mnist")  # found before Debian's package folder
     assert cli_main(["--dataset", "fashion-mnist"]) == 0
     record_dir = os.path.join(config_train.data_dir, "fashion-mnist")
     assert capsys.readouterr().out == record_dir + "\n"
@@ -358,12 +361,25 @@ def test_cli_data_dir_defaults_to_the_folder_train_py_reads(tmp_path, monkeypatc
 
 def test_fashion_mnist_damaged_idx_file_is_a_clear_error(tmp_path):
     images = np.zeros((10, 28, 28), np.uint8)
-    write_idx(str(tmp_path), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", images, np.zeros(10))
-    write_idx(str(tmp_path), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", images, np.zeros(9))
+    os.makedirs(tmp_path / "fashion-mnist")
+    write_idx(str(tmp_path / "fashion-mnist"), *IDX_FILES["train"], images, np.zeros(10))
+    write_idx(str(tmp_path / "fashion-mnist"), *IDX_FILES["test"], images, np.zeros(9))
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz holds 9 bytes of data where its header promises 10"):
         prepare("fashion-mnist", str(tmp_path), progress=False)
     assert _no_records(str(tmp_path))
-    assert len(glob.glob(str(tmp_path / "*.gz"))) == 4      # the user's files are only read
+    assert len(glob.glob(str(tmp_path / "fashion-mnist" / "*.gz"))) == 4      # the user's files are only read
+
+
+def test_idx_files_in_the_shared_data_dir_are_taken_only_when_they_are_the_datasets_own(tmp_path, monkeypatch):
+    # MNIST's and Fashion-MNIST's files have the same names: files in the data dir itself (the folder of
+    # every dataset's records) are taken for the dataset whose published MD5s they have, and no other.
+    _write_idx_source(tmp_path)
+    with pytest.raises(DataError, match="Could not get train-images-idx3-ubyte.gz"):
+        prepare("mnist", str(tmp_path), url=dead_url(), progress=False)
+    for file in sum(IDX_FILES.values(), ()):
+        monkeypatch.setitem(DATASETS["mnist"].idx.md5, file, fetch.md5_of(str(tmp_path / file)))
+    record_dir = prepare("mnist", str(tmp_path), url=dead_url(), progress=False)
+    assert records.is_complete(record_dir, "mnist")
 
 
 def test_cli_failure_is_one_line_and_nonzero(tmp_path):
@@ -380,34 +396,37 @@ def test_cli_failure_is_one_line_and_nonzero(tmp_path):
     assert _no_records(str(tmp_path))
 
 
-def _fashion_mnist_mirror(tmp_path, monkeypatch, test_labels=10):
+def _idx_mirror(tmp_path, monkeypatch, test_labels=10):
     """Return the routes {"/fm/NAME": [bytes]} of a mirror of the four IDX files (10 blank images a
     split; ``test_labels`` labels in the test labels file), Debian's package folder hidden so that
     prepare downloads them."""
-    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "no-such-package"))
+    info = DATASETS["fashion-mnist"]
+    hidden = dataclasses.replace(info.idx, system_dir=str(tmp_path / "no-such-package"))
+    monkeypatch.setitem(DATASETS, "fashion-mnist", dataclasses.replace(info, idx=hidden))
     files = tmp_path / "mirror"
     files.mkdir()
     images = np.zeros((10, 28, 28), np.uint8)
-    write_idx(str(files), "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", images, np.zeros(10))
-    write_idx(str(files), "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", images,
-              np.zeros(test_labels))
+    write_idx(str(files), *IDX_FILES["train"], images, np.zeros(10))
+    write_idx(str(files), *IDX_FILES["test"], images, np.zeros(test_labels))
     return {f"/fm/{p.name}": [p.read_bytes()] for p in files.iterdir()}
 
 
-def test_fashion_mnist_download_checks_published_md5(tmp_path, monkeypatch):
-    routes = _fashion_mnist_mirror(tmp_path, monkeypatch)
+@pytest.mark.parametrize("name,published", [("fashion-mnist", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+                                            ("mnist", "f68b3c2dcbeaaa9fbdd348bbdeb94873")])
+def test_idx_download_checks_published_md5(tmp_path, monkeypatch, name, published):
+    routes = _idx_mirror(tmp_path, monkeypatch)
     data_dir = str(tmp_path / "d")
     with http_server(routes) as (base, requests):
-        with pytest.raises(DataError, match="MD5 is [0-9a-f]{32}, expected 8d4fb7e6c68d591d4c3dfef9ec88bf0d"):
-            prepare("fashion-mnist", data_dir, url=f"{base}/fm", progress=False)
+        with pytest.raises(DataError, match="MD5 is [0-9a-f]{32}, expected " + published):
+            prepare(name, data_dir, url=f"{base}/fm", progress=False)
     assert requests == ["/fm/train-images-idx3-ubyte.gz"] * 2
     assert files_under(data_dir) == []
 
 
 def test_fashion_mnist_download_failing_validation_is_removed(tmp_path, monkeypatch):
-    routes = _fashion_mnist_mirror(tmp_path, monkeypatch, test_labels=9)
+    routes = _idx_mirror(tmp_path, monkeypatch, test_labels=9)
     for route, (body,) in routes.items():   # files that pass their MD5 check but not the reader's
-        monkeypatch.setitem(fashion_mnist.FASHION_MNIST_MD5, route.split("/")[-1], hashlib.md5(body).hexdigest())
+        monkeypatch.setitem(DATASETS["fashion-mnist"].idx.md5, route.split("/")[-1], hashlib.md5(body).hexdigest())
     data_dir = str(tmp_path / "d")
     with http_server(routes) as (base, _):
         with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz holds 9 bytes of data where") as caught:

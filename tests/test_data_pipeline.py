@@ -49,10 +49,16 @@ def _source_indices(batches, train_images):
     return np.array([[where[img.tobytes()] for img in images] for images, _ in batches])
 
 
+def _crops(image):
+    """All 81 crops of the 4-pixel reflection-padded image: [81, H, W, C]."""
+    height, width = image.shape[:2]
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    return np.stack([padded[y:y + height, x:x + width] for y in range(9) for x in range(9)])
+
+
 def _crops_and_flips(image):
     """All 81 crops of the 4-pixel reflection-padded image, each also mirrored: [162, H, W, C]."""
-    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
-    crops = np.stack([padded[y:y + 32, x:x + 32] for y in range(9) for x in range(9)])
+    crops = _crops(image)
     return np.concatenate([crops, crops[:, :, ::-1]])
 
 
@@ -100,6 +106,25 @@ def test_augmentation_is_a_crop_or_flip_and_differs_between_epochs(source):
     assert differ > 0.95 * len(both)
     unchanged = sum(np.array_equal(seen[0][i], train_images[i]) for i in seen[0])
     assert unchanged < 0.05 * len(seen[0])
+
+
+@pytest.mark.parametrize("dataset,flips", [("mnist", False), ("fashion-mnist", True)])
+def test_augmentation_mirrors_no_digit(tmp_path, dataset, flips):
+    # A mirrored digit is another digit or none: MNIST's images are cropped and never flipped.
+    rng = np.random.default_rng(6)
+    train = (rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 64))
+    write_records(str(tmp_path), dataset, {"train": train, "test": train}, [str(i) for i in range(10)],
+                  progress=False)
+    plain = _batches(lambda: train_dataset(str(tmp_path), BATCH, seed=1, augment=False), 2)
+    augmented = _batches(lambda: train_dataset(str(tmp_path), BATCH, seed=1, augment=True), 2)
+    mirrored = 0
+    for (images, _), indices in zip(augmented, _source_indices(plain, train[0])):
+        for image, index in zip(images, indices):
+            crops = _crops(train[0][index])
+            as_crop, as_mirror = ((c == image).all(axis=(1, 2, 3)).any() for c in (crops, crops[:, :, ::-1]))
+            assert as_crop or as_mirror
+            mirrored += as_mirror
+    assert (mirrored > 16) if flips else (mirrored == 0)   # about half of the 64 when it flips
 
 
 def test_normalizer_uses_the_training_split_mean_and_std(source):

@@ -17,7 +17,7 @@ import pytest
 import evaluate
 import train_fixtures as fx
 from data import records
-from data.datasets import FASHION_MNIST_CLASSES
+from data.datasets import FASHION_MNIST
 from tfcompat import tf
 from training import checkpoint_files
 
@@ -35,7 +35,7 @@ def run(tmp_path_factory):
     for i, k in enumerate(labels):
         images[i, 2 * k:2 * k + 8, 4:12, 0] = 250  # a bright square whose height says the class
     records.write_records(str(root / "data" / "fashion-mnist"), "fashion-mnist",
-                          {"train": (images, labels), "test": (images, labels)}, list(FASHION_MNIST_CLASSES),
+                          {"train": (images, labels), "test": (images, labels)}, list(FASHION_MNIST.classes),
                           progress=False)
     argv = fx.TINY + fx.common_args(root, root / "data") + ["-opt", "entropy-sgd", "-L", "2", "--epochs", "1",
                                                             "-n", "tiny"]

@@ -289,3 +289,17 @@ def test_a_run_time_is_its_counted_rate_times_its_steps(tmp_path):
     assert mnist_protocol.run_time(study, "r") is None
     study.timings.add("r", 90.0, 7)
     assert mnist_protocol.run_time(study, "r") == pytest.approx(90.0 / 7 * 10)
+
+
+def test_the_readme_section_is_rewritten_between_its_lines_and_the_rest_kept(tmp_path):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    readme = tmp_path / "results" / "s" / "README.md"
+    study.fill_readme("results", "first\n")  # no README yet: one that holds the section
+    assert readme.read_text() == "# s\n\n<!-- results -->\nfirst\n<!-- /results -->\n"
+    readme.write_text("# S\nby hand\n<!-- results -->\nold\ntable\n<!-- /results -->\nafter\n")
+    study.fill_readme("results", "new")
+    assert readme.read_text() == "# S\nby hand\n<!-- results -->\nnew\n<!-- /results -->\nafter\n"
+    readme.write_text("# S\n<!-- results -->\nno end\n")
+    with pytest.raises(ValueError, match="has no lines <!-- results --> and <!-- /results -->"):
+        study.fill_readme("results", "new")
+    assert readme.read_text() == "# S\n<!-- results -->\nno end\n"  # left as it was

@@ -90,7 +90,7 @@ def test_set_parses_each_type_and_flags_win_over_set():
     (["--set", "batch_size"], "key=value"),
     (["-L", "-1"], "L must be >= 0"),
     (["-m", "resnet9000"], "unknown model"),
-    (["-d", "mnist"], "invalid choice"),
+    (["-d", "svhn"], "invalid choice"),
     (["--epochs", "0"], "epochs must be"),
     (["--set", "mu_decay=1.0"], "mu_decay"),
     (["--set", "lr_epochs=5,1"], "increasing"),

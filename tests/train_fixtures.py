@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from data import records
-from data.datasets import FASHION_MNIST_CLASSES
+from data.datasets import FASHION_MNIST
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SIZE, TEST_SIZE = 48, 20
@@ -39,7 +39,7 @@ def write_tiny_records(data_dir, seed=0):
     rng = np.random.RandomState(seed)
     record_dir = os.path.join(str(data_dir), "fashion-mnist")
     splits = {"train": tiny_split(TRAIN_SIZE, rng), "test": tiny_split(TEST_SIZE, rng)}
-    return records.write_records(record_dir, "fashion-mnist", splits, list(FASHION_MNIST_CLASSES), progress=False)
+    return records.write_records(record_dir, "fashion-mnist", splits, list(FASHION_MNIST.classes), progress=False)
 
 
 def free_ports(n):

@@ -23,7 +23,7 @@ from training.setting_types import (BOOL, FLOAT, INT, NUMBERS, STR, Check, Setti
                                     known, one_of, plain_name, positive, within)
 
 OPTIMIZERS = ("entropy-sgd", "parle", "sgd", "momentum", "adam")
-DATASET_NAMES = ("cifar10", "cifar100", "fashion-mnist")
+DATASET_NAMES = ("cifar10", "cifar100", "mnist", "fashion-mnist")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATA_FORMATS = ("NHWC", "NCHW")
 
@@ -40,8 +40,8 @@ SETTINGS = (
             flags=("--data-dir",), roles=(EVALUATE,)),
     Setting("batch_size", INT, "examples per minibatch, per device with -g", "data", at_least(1),
             roles=(RESUME, EVALUATE)),
-    Setting("augment", BOOL, "4-pixel reflection-padded random crops and horizontal flips", "data",
-            roles=(RESUME, EVALUATE)),
+    Setting("augment", BOOL, "4-pixel reflection-padded random crops and horizontal flips (no flips for mnist)",
+            "data", roles=(RESUME, EVALUATE)),
     Setting("rotate", FLOAT, "largest random rotation in degrees, 0 for none", "data", within(0, 180, "degrees"),
             roles=(RESUME, EVALUATE)),
     Setting("model", STR, "model: %s" % ", ".join(MODEL_NAMES), "model", known("model", MODEL_NAMES),

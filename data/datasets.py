@@ -47,7 +47,7 @@ MNIST = IdxSource(
          "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
          "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
     classes=tuple(str(digit) for digit in range(10)),
-    mirror="http://yann.lecun.com/exdb/mnist/")
+    mirror="https://storage.googleapis.com/cvdf-datasets/mnist/")  # the copy TensorFlow's tutorials used
 
 
 @dataclasses.dataclass(frozen=True)

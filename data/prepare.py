@@ -118,7 +118,7 @@ def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
 
     Returns once a finished conversion there has been read through (``records.verify``: damaged
     records end in a DataError saying to delete the folder). Otherwise fetches (``url``: a mirror;
-    ``archive``: a file already on disk, for Fashion-MNIST a folder of the IDX files), verifies,
+    ``archive``: a file already on disk, for MNIST and Fashion-MNIST a folder of the IDX files), verifies,
     and converts. Raises ``DataError`` with a message for the user on any failure.
     """
     if name not in DATASETS:

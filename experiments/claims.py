@@ -2,12 +2,13 @@
 by hand: each claim compares a candidate's values over seeds with a reference's (the mean difference and
 its standard error) and holds when the difference is at most the claim's limit.
 
-    held  <=>  mean(candidate) - mean(reference) <= limit    (the difference rounded as shown)
+    held  <=>  mean(candidate) - mean(reference) <= limit    (the means as shown, rounded)
 
 e.g. "Entropy-SGD's final test error is within 0.1 points of the best baseline's or better" has the limit
 +0.1 (points), "no worse" 0. The standard error sqrt(s_a^2 / n_a + s_b^2 / n_b) (sample variances over
 seeds) says how far the difference is from the seeds' noise; the verdict does not use it, so a reader
-can see a claim that holds, or fails, by less than the noise.
+can see a claim that holds, or fails, by less than the noise. A claim with a note (a run that diverged)
+is undecided: the note says why, and the reader judges.
 """
 import collections
 import math
@@ -16,9 +17,9 @@ import numpy as np
 
 from experiments.runner import cell
 
-Claim = collections.namedtuple("Claim", "text candidate reference limit")
+Claim = collections.namedtuple("Claim", "text candidate reference limit note", defaults=("",))
 Claim.__doc__ = """One claim: ``text`` says it; ``candidate`` and ``reference`` are (label, values over seeds);
-it holds when mean(candidate) - mean(reference) <= ``limit``."""
+it holds when mean(candidate) - mean(reference) <= ``limit``; a ``note`` leaves it undecided."""
 
 
 def difference(candidate, reference):
@@ -39,15 +40,19 @@ def lowest(samples):
 
 def table(claims, digits=2):
     """Return the Markdown table of ``claims``: the claim, both sides as mean ± std over their seeds,
-    the difference ± its standard error, and whether it held, judged on the difference as shown (to
-    ``digits`` decimals), so that a shown +0.10 against a limit of 0.1 holds whatever the float rounding."""
+    the difference ± its standard error, and whether it held. The difference and the verdict are those
+    of the means as shown (to ``digits`` decimals), so that a row reads consistently: 9.30 against 9.20
+    is +0.10 and within a limit of 0.1, whatever the float rounding underneath."""
     lines = ["| claim | candidate | reference | difference | held |", "|---|---|---|---:|---|"]
     for c in claims:
-        diff, se = difference(c.candidate[1], c.reference[1])
+        shown_means = [round(float(np.mean(side[1])), digits) for side in (c.candidate, c.reference)]
+        diff = round(shown_means[0] - shown_means[1], digits)
+        se = difference(c.candidate[1], c.reference[1])[1]
         shown = "%+.*f" % (digits, diff) + ("" if se is None else " ± %.*f" % (digits, se))
+        verdict = "undecided: " + c.note if c.note else ("yes" if diff <= c.limit else "no")
         lines.append("| %s | %s %s | %s %s | %s | %s |" % (
             c.text, c.candidate[0], _cell(c.candidate[1], digits), c.reference[0], _cell(c.reference[1], digits),
-            shown, "yes" if round(diff, digits) <= c.limit else "no"))
+            shown, verdict))
     return "\n".join(lines) + "\n"
 
 

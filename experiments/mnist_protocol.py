@@ -165,16 +165,17 @@ def time_left(study, runs, train_size, start=0):
 def train_all(study, runs, dataset, train_size):
     """Train every run of ``runs`` not yet finished, with a line on the progress and time left before each
     (a run that fails is logged and left unfinished, and the next invocation tries it again; one that
-    diverged is not tried again: runner.Study.train)."""
+    diverged is not tried again, and runner.Study.train says so)."""
     for i, (c, seed) in enumerate(runs):
         name, total = run_name(c, seed), total_steps(c, train_size)
-        if not study.pending(name, total):
+        if study.done(name, total):
             continue
-        left = time_left(study, runs, train_size, start=i)
-        left = "unknown until a run has trained" if left is None else "about " + runner.duration(left)
-        study.log.add("[%s] run %d/%d %s from outer step %d of %d; training left: %s"
-                      % (time.strftime("%Y-%m-%d %H:%M:%S"), i + 1, len(runs), name, study.checkpoint_step(name),
-                         total, left))
+        if study.pending(name, total):
+            left = time_left(study, runs, train_size, start=i)
+            left = "unknown until a run has trained" if left is None else "about " + runner.duration(left)
+            study.log.add("[%s] run %d/%d %s from outer step %d of %d; training left: %s"
+                          % (time.strftime("%Y-%m-%d %H:%M:%S"), i + 1, len(runs), name,
+                             study.checkpoint_step(name), total, left))
         study.train(name, train_flags(c, seed, dataset, train_size), total)
 
 
@@ -191,15 +192,15 @@ def final_errors(runs):
 
 
 def error_table(study, finished, loaded):
-    """Return the Markdown test-error table of the finished runs ({Config: [run names]}, ``loaded``: {Config:
-    [their Runs]}): effective epochs (per replica, times the replicas), final and best error, the error of
+    """Return the Markdown test-error table of the finished runs ({Config: {seed: run name}}, ``loaded``:
+    {Config: {seed: its Run}}): effective epochs (per replica, times the replicas), final and best error, the error of
     the evaluation nearest each of FEWER_EPOCHS effective epochs (x3 runs: 3 times those) with the mean
     epoch it was at, training time (``run_time``)."""
     head = ["configuration", "seeds", "effective epochs", "final test error (%)", "best test error (%)"]
     head += ["error near %d (%%)" % e for e in FEWER_EPOCHS] + ["training time / run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    for c, names in finished.items():
-        runs = loaded[c]
+    for c, by_seed in finished.items():
+        runs, names = list(loaded[c].values()), list(by_seed.values())
         replicas = optimizer(c)[2]
         row = [config_name(c), str(len(runs)),
                runner.cell([r.test_error.epochs[-1] for r in runs], 1) + (" × %d" % replicas if replicas > 1 else ""),
@@ -223,85 +224,110 @@ def run_time(study, name):
 
 
 def finished_runs(study, configs, seeds, train_size):
-    """Return {Config: [finished run names]} for ``configs``, configurations with none left out."""
+    """Return {Config: {seed: finished run name}} for ``configs``, configurations with none left out."""
     finished = collections.OrderedDict()
     for c in configs:
-        names = [run_name(c, s) for s in seeds if study.done(run_name(c, s), total_steps(c, train_size))]
+        names = collections.OrderedDict((s, run_name(c, s)) for s in seeds
+                                        if study.done(run_name(c, s), total_steps(c, train_size)))
         if names:
             finished[c] = names
     return finished
 
 
-def protocol_claims(loaded, sharpness):
-    """Return the claims (experiments.claims) that the finished runs decide, from ``loaded`` ({Config: [its
-    Runs]}) and ``sharpness`` ({Config: [top eigenvalue of the filter-normalised Hessian of each run]}):
-    per network, Entropy-SGD's final test error against the best baseline's at 100 effective epochs
-    (within 0.1 points or better), its error at 80 against that baseline's at 100 (no worse), its
-    sharpness against the least sharp baseline's (no larger); and Parle against the better of the x3 runs
-    (within 0.1 points)."""
+def _compared(text, candidate, references, values, diverged, limit, label=None):
+    """Return the Claim ``text`` (limit ``limit``) between ``candidate`` (a Config; shown as ``label`` if
+    given) and the lowest of ``references`` (Configs) on ``values`` ({Config: {seed: value}}), over the seeds
+    all of them have; None when one has no values or they share no seed. Its note names the runs of these
+    configurations that diverged (the verdict is then undecided)."""
+    involved = [candidate] + references
+    if not references or not all(c in values for c in involved):
+        return None
+    seeds = sorted(set.intersection(*(set(values[c]) for c in involved)))
+    if not seeds:
+        return None
+    lost = ["%s-seed%d" % (config_name(c), s) for c in involved for s in diverged.get(c, ())]
+    pick = {config_name(c): [values[c][s] for s in seeds] for c in references}
+    return Claim(text, (label or config_name(candidate), [values[candidate][s] for s in seeds]),
+                 claims.lowest(pick), limit, "%s diverged" % ", ".join(lost) if lost else "")
+
+
+def protocol_claims(loaded, sharpness, diverged):
+    """Return the claims (experiments.claims) that the finished runs decide, from ``loaded`` ({Config: {seed:
+    its Run}}), ``sharpness`` ({Config: {seed: top eigenvalue of the filter-normalised Hessian}}) and
+    ``diverged`` ({Config: [seeds that diverged]}), each over the seeds both sides finished: per network,
+    Entropy-SGD's final test error against the best baseline's at 100 effective epochs (within 0.1 points
+    or better), its error at 80 against that baseline's at 100 (no worse; the paper claims it for LeNet),
+    its sharpness against the least sharp baseline's (no larger); and Parle against the better of the x3
+    runs (within 0.1 points)."""
+    final = {c: {s: 100 * r.test_error.values[-1] for s, r in runs.items()} for c, runs in loaded.items()}
     found = []
     for model in ("mnistfc", "lenet"):
         esgd = Config(model, "esgd", 1)
         baselines = [Config(model, r, 1) for r in ("sgd", "adam") if Config(model, r, 1) in loaded]
-        if esgd not in loaded or not baselines:
-            continue
-        best = claims.lowest({config_name(c): final_errors(loaded[c]) for c in baselines})
-        at_80 = [100 * error_at(r, 80)[0] for r in loaded[esgd]]
-        found += [Claim("%s: final test error (%%) at 100 effective epochs within 0.1 points of the best "
-                        "baseline's or better (%s)" % (model, PAPER[model]), ("esgd", final_errors(loaded[esgd])),
-                        best, 0.1),
-                  Claim("%s: test error (%%) of Entropy-SGD at 80 effective epochs no worse than the best "
-                        "baseline's at 100" % model, ("esgd at 80", at_80), best, 0.0)]
-        if all(c in sharpness for c in [esgd] + baselines):
-            found.append(Claim("%s: top eigenvalue of the filter-normalised Hessian no larger than the least "
-                               "sharp baseline's" % model, ("esgd", sharpness[esgd]),
-                               claims.lowest({config_name(c): sharpness[c] for c in baselines}), 0.0))
-    parle, alone = Config("lenet", "parle-n3", 1), [c for c in EQUAL_COMPUTE if c.stretch == 3 and c in loaded]
-    if parle in loaded and alone:
-        found.append(Claim("lenet, equal compute (300 effective epochs in all): Parle's final test error (%) "
+        at_80 = dict(final)
+        if esgd in loaded:
+            at_80[esgd] = {s: 100 * error_at(r, 80)[0] for s, r in loaded[esgd].items()}
+        found += [
+            _compared("%s: final test error (%%) at 100 effective epochs within 0.1 points of the best baseline's "
+                      "or better (%s)" % (model, PAPER[model]), esgd, baselines, final, diverged, 0.1),
+            _compared("%s: test error (%%) of Entropy-SGD at 80 effective epochs no worse than the best baseline's "
+                      "at 100%s" % (model, "" if model == "lenet" else " (the paper's mnistfc figure is at 120)"),
+                      esgd, baselines, at_80, diverged, 0.0, label="%s at 80" % config_name(esgd)),
+            _compared("%s: top eigenvalue of the filter-normalised Hessian no larger than the least sharp "
+                      "baseline's" % model, esgd, baselines, sharpness, diverged, 0.0)]
+    alone = [c for c in EQUAL_COMPUTE if c.stretch == 3 and c in loaded]
+    found.append(_compared("lenet, equal compute (300 effective epochs in all): Parle's final test error (%) "
                            "within 0.1 points of the better of Entropy-SGD and SGD given as many gradients",
-                           ("parle-n3", final_errors(loaded[parle])),
-                           claims.lowest({config_name(c): final_errors(loaded[c]) for c in alone}), 0.1))
-    return found
+                           Config("lenet", "parle-n3", 1), alone, final, diverged, 0.1))
+    return [c for c in found if c is not None]
 
 
 def report(study, seeds, train_size, measure_flatness):
     """Write the results of the runs finished so far into the results README's generated section (and
-    print it): the test-error tables and figures, the flatness of the runs measured (measuring those not
-    yet measured when ``measure_flatness``), and the claims they decide. The figures' x axis is compare.py's:
-    effective epochs per replica for Parle."""
+    print it first): the test-error tables and figures, the flatness of the runs measured (measuring those
+    not yet measured when ``measure_flatness``), and the claims they decide. The figures' x axis is
+    compare.py's: effective epochs per replica for Parle."""
     blocks = [("Test error", "errors", MAIN, seeds),
               ("Parle at equal compute (LeNet)", "equal-compute", EQUAL_COMPUTE,
                [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
-    loaded, sharpness, parts = {}, {}, [progress_line(study, plan(seeds), train_size)]
+    loaded, sharpness, diverged = {}, {}, {}
+    parts = [progress_line(study, plan(seeds), train_size)]
     for heading, title, configs, block_seeds in blocks:
         finished = finished_runs(study, configs, block_seeds, train_size)
-        diverged = study.diverged_note([run_name(c, s) for s in block_seeds for c in configs])
-        if not finished and not diverged:
+        for c in configs:
+            lost = [s for s in block_seeds if study.is_diverged(run_name(c, s))]
+            if lost:
+                diverged[c] = lost
+        note = study.diverged_note([run_name(c, s) for s in block_seeds for c in configs])
+        if not finished and not note:
             continue
-        block = {c: [load_run(os.path.join(study.logs, n)) for n in names] for c, names in finished.items()}
+        block = {c: {s: load_run(os.path.join(study.logs, n)) for s, n in names.items()}
+                 for c, names in finished.items()}
         loaded.update(block)
-        parts += ["### " + heading, error_table(study, finished, block) + diverged]
+        parts += ["### " + heading, (error_table(study, finished, block) if finished else "") + note]
         for model in sorted({c.model for c in finished}):
-            runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.model == model for n in names]
+            runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.model == model
+                    for n in names.values()]
             figure = "%s-%s.png" % (title, model)
             study.stage("compare-%s-%s" % (title, model),
                         ["compare.py"] + runs + ["--out", os.path.join(study.results, figure)])
             parts.append("![%s: test error against effective epochs](%s)" % (model, figure))
-        results = study.flatness([n for ns in finished.values() for n in ns], FLATNESS_FLAGS, measure_flatness)
-        measured = collections.OrderedDict((c, ns) for c, ns in finished.items() if all(n in results for n in ns))
+        results = study.flatness([n for ns in finished.values() for n in ns.values()], FLATNESS_FLAGS,
+                                 measure_flatness)
+        measured = collections.OrderedDict((c, ns) for c, ns in finished.items()
+                                           if all(n in results for n in ns.values()))
         if measured:
-            groups = collections.OrderedDict((config_name(c), ns) for c, ns in measured.items())
+            groups = collections.OrderedDict((config_name(c), list(ns.values())) for c, ns in measured.items())
             parts += ["Flatness of the final models:", runner.flatness_table(results, groups)]
-            sharpness.update({c: [results[n]["flatness"]["hessian_top_normalised"][0] for n in ns]
+            sharpness.update({c: {s: results[n]["flatness"]["hessian_top_normalised"][0] for s, n in ns.items()}
                               for c, ns in measured.items()
-                              if all("hessian_top_normalised" in results[n]["flatness"] for n in ns)})
-    found = protocol_claims(loaded, sharpness)
+                              if all("hessian_top_normalised" in results[n]["flatness"] for n in ns.values())})
+    found = protocol_claims(loaded, sharpness, diverged)
     if found:
         parts += ["### Claims", claims.table(found)]
-    text = "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
-    study.fill_readme("results", text)
+    text = "\n\n".join(part.strip("\n") for part in parts) + "\n"
     print(text, end="")
+    study.fill_readme("results", text)
 
 
 def progress_line(study, runs, train_size):
@@ -309,7 +335,7 @@ def progress_line(study, runs, train_size):
     of ``runs`` ((configuration, seed) pairs), and the training time so far."""
     names = [(run_name(c, s), total_steps(c, train_size)) for c, s in runs]
     finished = sum(study.done(n, total) for n, total in names)
-    diverged = sum(n in study.diverged.runs for n, _ in names)
+    diverged = sum(study.is_diverged(n) for n, _ in names)
     seconds = sum(study.timings.seconds(n) for n, _ in names)
     return ("*Written by `python -m experiments.mnist_protocol` on %s: %d of %d runs finished%s, %s of training "
             "so far.*" % (time.strftime("%Y-%m-%d %H:%M %Z"), finished, len(names),
@@ -323,18 +349,31 @@ def parse_args(argv):
                    help="data set (default %(default)s; mnist is downloaded, Fashion-MNIST also comes from "
                         "Debian's dataset-fashion-mnist package)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
-    p.add_argument("--report-only", action="store_true", help="train nothing; report the runs finished so far")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing; report the runs finished so far (measuring the flatness of those not yet "
+                        "measured, beside any study running, unless --skip-flatness)")
     p.add_argument("--skip-flatness", action="store_true",
                    help="measure no flatness (half a minute a model); the report shows those already measured")
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    """Run the study (or only its report); returns 0 (a failed stage exits with its status)."""
+    """Run the study (or only its report); returns 0, or 1 with one line when the study's files cannot be
+    written (a failed stage exits with its status)."""
     args = parse_args(argv)
+    try:
+        return run_study(args, argv if argv is not None else sys.argv[1:])
+    except (OSError, ValueError) as e:  # a full disk, a results README without its section lines
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+
+
+def run_study(args, argv):
+    """Run the study of the parsed command line ``args`` (``argv``: as typed, for the log); returns 0."""
     study = runner.Study("mnist-protocol-" + args.dataset)
+    study.check_readme("results")  # now, not after a sitting of training
     study.log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), runner.machine()))
-    study.log.add("# python -m experiments.mnist_protocol %s" % " ".join(argv if argv is not None else sys.argv[1:]))
+    study.log.add("# python -m experiments.mnist_protocol %s" % " ".join(argv))
     study.stage("prepare-data", ["-m", "data", "--dataset", args.dataset, "--data-dir", study.data])
     with open(os.path.join(study.data, args.dataset, "meta.json")) as f:
         train_size = json.load(f)["train_size"]

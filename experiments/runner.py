@@ -54,23 +54,25 @@ class Study(object):
     def stage(self, name, argv):
         """Run ``python argv`` from the repository root, its output to ``logs/NAME.log``; return its wall time.
 
-        A stage that fails ends the script with its status (later stages need its outputs).
+        A stage that fails ends the script with its status (later stages need its outputs), and so does
+        a stop signal passed on to it.
         """
-        seconds, status = self._logged_run(name, argv)
+        seconds, status, stopped = self._logged_run(name, argv)
         self._exit_on_failure(name, status)
+        _exit_if_stopped(stopped)
         return seconds
 
     def _logged_run(self, name, argv, on_line=None):
         """Run the stage (``on_line()`` called after each line of its output) and log its command, wall time
-        and status; return (seconds, status)."""
+        and status; return (seconds, status, the stop signal passed on to it or None)."""
         start = time.time()
         with open(os.path.join(self.stage_logs, name + ".log"), "a") as out:
-            status = _run(argv, out, name, on_line)
+            status, stopped = _run(argv, out, name, on_line)
         seconds = time.time() - start
         shown = " ".join(os.path.relpath(a, REPO) if a.startswith(REPO) else a for a in argv)
         self.log.add("[%s] %-30s %8.1f s  status %d  $ python %s"
                      % (time.strftime("%Y-%m-%d %H:%M:%S"), name, seconds, status, shown))
-        return seconds, status
+        return seconds, status, stopped
 
     def _exit_on_failure(self, name, status):
         """End the script with the stage's status when it failed (after one line saying where to look)."""
@@ -87,8 +89,8 @@ class Study(object):
     def train(self, run, flags, total_steps):
         """Train run ``run`` (train.py ``flags``) to ``total_steps`` outer steps: skipped when there,
         resumed with -rl when it has checkpoint files, not tried again when it diverged after the checkpoint
-        it would resume from. Returns whether it ended well (a stop signal ends the script; another failure
-        is logged and returns False)."""
+        it would resume from (a line says so). Returns whether it ended well (a stop signal ends the
+        script, after recording a divergence; another failure is logged and returns False)."""
         before = self.checkpoint_step(run)
         if before >= total_steps:
             return True
@@ -102,20 +104,23 @@ class Study(object):
         def count_saved():
             counted[0] = self._count_saved(run, *counted[0])
 
-        _, status = self._logged_run(run, ["train.py"] + flags + [
+        _, status, stopped = self._logged_run(run, ["train.py"] + flags + [
             "-n", run, "--data-dir", self.data, "--checkpoint-dir", self.ckpt, "--logdir", self.logs]
             + (["-rl"] if resume else []), on_line=count_saved)
         count_saved()
-        if status in exits.EXIT_STATUS.values():
-            self._exit_on_failure(run, status)
         if status == exits.DIVERGED:
             self.diverged.add(run, self.checkpoint_step(run))
-        if status != 0:
+        elif status == exits.DONE:
+            self.diverged.discard(run)
+        if status in exits.EXIT_STATUS.values():
+            self._exit_on_failure(run, status)
+        if status != exits.DONE:
             self.log.add("[%s] %s %s (status %d): the study goes on; see %s"
                          % (time.strftime("%Y-%m-%d %H:%M:%S"), run,
                             "diverged" if status == exits.DIVERGED else "failed", status,
                             os.path.join(self.stage_logs, run + ".log")))
-        return status == 0
+        _exit_if_stopped(stopped)
+        return status == exits.DONE
 
     def _count_saved(self, run, since, step):
         """Add to ``timings`` the seconds from time ``since`` and the outer steps from ``step`` to run ``run``'s
@@ -130,10 +135,14 @@ class Study(object):
         self.timings.add(run, now - since, saved - step)
         return now, saved
 
+    def is_diverged(self, run):
+        """Return whether run ``run`` diverged after the checkpoint it would now resume from."""
+        return self.diverged.at(run, self.checkpoint_step(run))
+
     def diverged_note(self, runs):
         """Return a Markdown paragraph naming the runs of ``runs`` that diverged, for below a table that leaves
         them out ('' when none did)."""
-        names = ["`%s` (after outer step %d)" % (r, self.diverged.runs[r]) for r in runs if r in self.diverged.runs]
+        names = ["`%s` (after outer step %d)" % (r, self.diverged.runs[r]) for r in runs if self.is_diverged(r)]
         if not names:
             return ""
         return "\nDiverged (NaN or infinite loss or weights), so not in the table: %s.\n" % ", ".join(names)
@@ -151,6 +160,14 @@ class Study(object):
                 with open(path) as f:
                     results[run] = json.load(f)
         return results
+
+    def check_readme(self, section):
+        """Raise ValueError when the results README exists without the lines of ``section`` (``fill_readme``
+        would fail on it at the end of the study)."""
+        path = os.path.join(self.results, "README.md")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                _split_section(f.read(), section, path)
 
     def fill_readme(self, section, text):
         """Replace what the results README holds between ``<!-- SECTION -->`` and ``<!-- /SECTION -->`` with
@@ -174,8 +191,9 @@ class Study(object):
 
 def _run(argv, out, name, on_line=None):
     """Run ``python argv`` in its own process group, output to the file ``out``, the ECHOED lines also to
-    the console, calling ``on_line()`` after each line; pass the first SIGINT/SIGTERM on to it. Returns its
-    exit status.
+    the console, calling ``on_line()`` after each line; pass the first SIGINT/SIGTERM on to it. Returns (its
+    exit status, the signal passed on or None). Should this script fail while it runs (``on_line`` cannot
+    write, say), the stage is sent SIGTERM and waited for: it saves, and does not outlive the script.
 
     Its own process group, so that a Ctrl-C reaches it once, through this script, not also from the
     terminal (a second one would abort it unsaved); the same session, so that ``nice`` on the script
@@ -199,10 +217,22 @@ def _run(argv, out, name, on_line=None):
                 print("  %s: %s" % (name, text), flush=True)
             if on_line is not None:
                 on_line()
-        return child.wait()
+        return child.wait(), (passed_on[0] if passed_on else None)
+    except BaseException:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            child.communicate()
+        raise
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+def _exit_if_stopped(signum):
+    """End the script with the status of stop signal ``signum`` (passed on to a stage), if there was one."""
+    if signum is not None:
+        print("stopped: run the same command again to go on", file=sys.stderr, flush=True)
+        sys.exit(exits.EXIT_STATUS[signum])
 
 
 def checkpoint_step(run_dir):
@@ -242,6 +272,14 @@ class RunRecord(object):
 
     def _set(self, run, value):
         self.runs[run] = value
+        self._write()
+
+    def discard(self, run):
+        """Forget run ``run``, if it is there."""
+        if self.runs.pop(run, None) is not None:
+            self._write()
+
+    def _write(self):
         text = json.dumps(self.runs, indent=1, sort_keys=True)
         write_atomically(self.path, lambda f: f.write(text.encode("utf-8")))
 
@@ -270,7 +308,9 @@ class Timings(RunRecord):
 class Diverged(RunRecord):
     """The runs that diverged, each with the outer step of the checkpoint it would resume from: resumed
     there it would diverge again (its data and noise are functions of the step) unless that checkpoint
-    has changed."""
+    has changed. One that diverged before its first checkpoint (step 0) would diverge again from scratch
+    too: it is tried again only once it is removed from the file. A run that then trains to the end is
+    removed."""
 
     def add(self, run, step):
         """Record that run ``run`` diverged after its checkpoint at outer step ``step``."""
@@ -284,15 +324,20 @@ class Diverged(RunRecord):
 def fill_section(path, section, text):
     """Rewrite the file ``path`` (atomically) with ``text`` between its lines ``<!-- SECTION -->`` and
     ``<!-- /SECTION -->``; raises ValueError when it lacks them, naming the file and the lines."""
-    begin, end = "<!-- %s -->\n" % section, "<!-- /%s -->\n" % section
     with open(path, encoding="utf-8") as f:
-        old = f.read()
-    head, found, rest = old.partition(begin)
-    tail = rest.partition(end)[2] if end in rest else None
-    if not found or tail is None:
-        raise ValueError("%s has no lines %s and %s around its generated section" % (path, begin.strip(), end.strip()))
-    new = head + begin + text.rstrip("\n") + "\n" + end + tail
+        head, tail = _split_section(f.read(), section, path)
+    new = head + text.rstrip("\n") + "\n" + tail
     write_atomically(path, lambda f: f.write(new.encode("utf-8")))
+
+
+def _split_section(text, section, path):
+    """Return (``text`` up to and with the line ``<!-- SECTION -->``, from the line ``<!-- /SECTION -->`` on);
+    raises ValueError naming ``path`` when it lacks them."""
+    begin, end = "<!-- %s -->\n" % section, "<!-- /%s -->\n" % section
+    head, found, rest = text.partition(begin)
+    if not found or end not in rest:
+        raise ValueError("%s has no lines %s and %s around its generated section" % (path, begin.strip(), end.strip()))
+    return head + begin, end + rest.partition(end)[2]
 
 
 def duration(seconds):

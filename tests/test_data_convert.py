@@ -373,13 +373,15 @@ def test_fashion_mnist_damaged_idx_file_is_a_clear_error(tmp_path):
 def test_idx_files_in_the_shared_data_dir_are_taken_only_when_they_are_the_datasets_own(tmp_path, monkeypatch):
     # MNIST's and Fashion-MNIST's files have the same names: files in the data dir itself (the folder of
     # every dataset's records) are taken for the dataset whose published MD5s they have, and no other.
+    # Here they stand for Fashion-MNIST's published files (its MD5s made theirs).
     _write_idx_source(tmp_path)
+    for file in sum(IDX_FILES.values(), ()):
+        monkeypatch.setitem(DATASETS["fashion-mnist"].idx.md5, file, fetch.md5_of(str(tmp_path / file)))
     with pytest.raises(DataError, match="Could not get train-images-idx3-ubyte.gz"):
         prepare("mnist", str(tmp_path), url=dead_url(), progress=False)
-    for file in sum(IDX_FILES.values(), ()):
-        monkeypatch.setitem(DATASETS["mnist"].idx.md5, file, fetch.md5_of(str(tmp_path / file)))
-    record_dir = prepare("mnist", str(tmp_path), url=dead_url(), progress=False)
-    assert records.is_complete(record_dir, "mnist")
+    assert _no_records(str(tmp_path))
+    record_dir = prepare("fashion-mnist", str(tmp_path), url=dead_url(), progress=False)
+    assert records.is_complete(record_dir, "fashion-mnist")
 
 
 def test_cli_failure_is_one_line_and_nonzero(tmp_path):

@@ -1,5 +1,6 @@
 """experiments/: the runner's stage process (one stop signal passed on, output kept), its timings and
 checkpoint reading, and the MNIST protocol's plan and step counts against the authors' arithmetic."""
+import json
 import os
 import signal
 import threading
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.events import Run, Series
+from event_fixtures import write_run
 from experiments import claims, mnist_protocol, runner
 from training import exits
 
@@ -34,10 +36,10 @@ def test_a_stage_gets_one_stop_signal_and_its_status_is_returned(tmp_path):
     for t in timers:
         t.start()
     with open(tmp_path / "out.log", "w") as out:
-        status = runner._run([str(script)], out, "child")
+        status, stopped = runner._run([str(script)], out, "child")
     for t in timers:
         t.join()
-    assert status == 143
+    assert status == 143 and stopped == signal.SIGTERM
     log = (tmp_path / "out.log").read_text().split()
     assert log == ["ready", "got", "1", "signals", "1"]
     assert signal.getsignal(signal.SIGTERM) is before  # the handler in place before the stage is back
@@ -98,7 +100,7 @@ def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, m
     def stopped_after_a_save(argv, out, name, on_line):
         state.parent.mkdir(parents=True)
         state.write_text('model_checkpoint_path: "model-7"\n')
-        return 143
+        return 143, signal.SIGTERM
 
     monkeypatch.setattr(runner, "_run", stopped_after_a_save)
     with pytest.raises(SystemExit) as stop:
@@ -137,7 +139,7 @@ def test_the_time_of_each_checkpoint_is_on_disk_as_the_run_goes(tmp_path, monkey
 def test_a_failed_training_run_is_logged_and_tried_again_by_the_next_call(tmp_path, monkeypatch):
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     calls = []
-    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: calls.append(argv) or exits.FAILED)
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: (calls.append(argv), (exits.FAILED, None))[1])
     assert study.train("r", ["-opt", "sgd"], total_steps=10) is False
     assert "r failed (status 1): the study goes on" in (tmp_path / "results" / "s" / "log.txt").read_text()
     assert "r" not in study.timings.runs  # nothing trained, no time counted
@@ -150,23 +152,64 @@ def test_a_diverged_run_is_recorded_not_tried_again_from_the_same_checkpoint_and
     state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"
     state.parent.mkdir(parents=True)
     state.write_text('model_checkpoint_path: "model-4"\n')
-    calls = []
-    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: calls.append(argv) or exits.DIVERGED)
+    calls, outcome = [], [(exits.DIVERGED, None)]
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: (calls.append(argv), outcome[0])[1])
     assert study.train("r", ["-opt", "sgd"], total_steps=10) is False
     log = tmp_path / "results" / "s" / "log.txt"
     assert "r diverged (status 3): the study goes on" in log.read_text()
-    # Another sitting reads the record: the run is neither trained nor counted as work left.
+    # Another sitting reads the record: the run is neither trained nor counted as work left, and says why.
     again = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     assert not again.pending("r", 10) and again.pending("other", 10)
     assert again.train("r", ["-opt", "sgd"], total_steps=10) is False and len(calls) == 1
-    assert "r skipped: it diverged after outer step 4" in log.read_text()
+    assert "r skipped: it diverged after outer step 4 and would again (to try it anyway, remove it" in log.read_text()
     assert again.diverged_note(["other", "r"]) == (
         "\nDiverged (NaN or infinite loss or weights), so not in the table: `r` (after outer step 4).\n")
     assert again.diverged_note(["other"]) == ""
-    # A different checkpoint (the run trained anew elsewhere) is tried.
+    # A different checkpoint (the run trained anew elsewhere) is tried; once it finishes it is no longer
+    # listed, nor in the file.
     state.write_text('model_checkpoint_path: "model-6"\n')
-    assert again.pending("r", 10) and again.train("r", ["-opt", "sgd"], total_steps=10) is False
-    assert len(calls) == 2 and calls[-1][-1] == "-rl"
+    assert again.pending("r", 10) and again.diverged_note(["r"]) == ""
+    outcome[0] = (exits.DONE, None)
+    assert again.train("r", ["-opt", "sgd"], total_steps=10) is True
+    assert len(calls) == 2 and calls[-1][-1] == "-rl" and runner.Diverged(again.diverged.path).runs == {}
+
+
+def test_a_run_that_diverges_before_any_checkpoint_is_skipped_until_its_record_is_removed(tmp_path, monkeypatch):
+    # From scratch it would diverge again, checkpoint folder wiped or not: only the user can say to retry.
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    calls = []
+    diverges = (exits.DIVERGED, None)
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: (calls.append(argv), diverges)[1])
+    assert study.train("q", ["-opt", "sgd"], total_steps=10) is False and not study.pending("q", 10)
+    assert study.train("q", ["-opt", "sgd"], total_steps=10) is False and len(calls) == 1
+    study.diverged.discard("q")
+    assert study.pending("q", 10)
+
+
+def test_a_stop_signal_during_a_run_that_diverges_records_it_and_ends_the_study(tmp_path, monkeypatch):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: (exits.DIVERGED, signal.SIGINT))
+    with pytest.raises(SystemExit) as stop:
+        study.train("r", ["-opt", "sgd"], total_steps=10)
+    assert stop.value.code == exits.INTERRUPTED and study.is_diverged("r")
+
+
+def test_a_runner_that_fails_while_a_stage_runs_stops_the_stage_first(tmp_path):
+    # The stage (its own process group, out of a terminal's reach) must not outlive the script: it gets
+    # SIGTERM, as from a Ctrl-C, and is waited for.
+    script, saved = tmp_path / "child.py", tmp_path / "saved"
+    script.write_text("import pathlib, signal, sys, time\n"
+                      "signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path(sys.argv[1]).write_text('yes'), "
+                      "sys.exit(143)))\n"
+                      "print('ready', flush=True)\n"
+                      "time.sleep(60)\n")
+
+    def cannot_write():
+        raise OSError(28, "No space left on device")
+
+    with open(tmp_path / "out.log", "w") as out, pytest.raises(OSError, match="No space left"):
+        runner._run([str(script), str(saved)], out, "child", on_line=cannot_write)
+    assert saved.read_text() == "yes"
 
 
 def authors_rate(regimes, epoch):
@@ -246,9 +289,11 @@ def test_a_claim_holds_when_the_mean_difference_is_within_its_limit_and_shows_it
     assert claims.difference([9.0], [8.0, 8.2])[1] is None  # one seed: no spread to speak of
     assert claims.lowest({"a": [3.0, 1.0], "b": [1.9]}) == ("b", [1.9])
     rows = claims.table([claims.Claim("within", ("x", [9.3]), ("y", [9.2]), 0.1),
-                         claims.Claim("no worse", ("x", [9.3]), ("y", [9.2]), 0.0)]).splitlines()
+                         claims.Claim("no worse", ("x", [9.3]), ("y", [9.2]), 0.0),
+                         claims.Claim("as shown", ("x", [9.3049]), ("y", [9.1951]), 0.1)]).splitlines()
     assert rows[2] == "| within | x 9.30 (1) | y 9.20 (1) | +0.10 | yes |"
     assert rows[3] == "| no worse | x 9.30 (1) | y 9.20 (1) | +0.10 | no |"
+    assert rows[4] == "| as shown | x 9.30 (1) | y 9.20 (1) | +0.10 | yes |"  # not 0.1098: the means shown
 
 
 def fake_run(errors_by_epoch):
@@ -260,25 +305,29 @@ def fake_run(errors_by_epoch):
 
 def test_protocol_claims_compare_entropy_sgd_with_the_best_baseline_and_parle_with_the_better_x3_run():
     C = mnist_protocol.Config
-    loaded = {C("lenet", "sgd", 1): [fake_run({80: 0.095, 100: 0.092}), fake_run({80: 0.096, 100: 0.094})],
-              C("lenet", "adam", 1): [fake_run({80: 0.098, 100: 0.097})],
-              C("lenet", "esgd", 1): [fake_run({78: 0.2, 80.2: 0.094, 100: 0.093}),
-                                      fake_run({80.1: 0.095, 100.01: 0.092})],
-              C("lenet", "parle-n3", 1): [fake_run({100: 0.090})],
-              C("lenet", "esgd", 3): [fake_run({300: 0.091})], C("lenet", "sgd", 3): [fake_run({300: 0.089})]}
-    sharpness = {C("lenet", "sgd", 1): [7.0, 9.0], C("lenet", "adam", 1): [6.0], C("lenet", "esgd", 1): [5.0, 6.0]}
-    found = mnist_protocol.protocol_claims(loaded, sharpness)
-    assert [(c.candidate, c.reference, c.limit) for c in found] == [
-        (("esgd", pytest.approx([9.3, 9.2])), ("lenet-sgd", pytest.approx([9.2, 9.4])), 0.1),
-        (("esgd at 80", pytest.approx([9.4, 9.5])), ("lenet-sgd", pytest.approx([9.2, 9.4])), 0.0),
-        (("esgd", [5.0, 6.0]), ("lenet-adam", [6.0]), 0.0),
-        (("parle-n3", pytest.approx([9.0])), ("lenet-sgd-x3", pytest.approx([8.9])), 0.1)]
+    loaded = {C("lenet", "sgd", 1): {1: fake_run({80: 0.095, 100: 0.092}), 2: fake_run({80: 0.096, 100: 0.094})},
+              C("lenet", "adam", 1): {1: fake_run({80: 0.098, 100: 0.091}), 2: fake_run({100: 0.099})},
+              C("lenet", "esgd", 1): {1: fake_run({78: 0.2, 80.2: 0.094, 100: 0.093}),
+                                      2: fake_run({80.1: 0.095, 100.01: 0.092}), 3: fake_run({100: 0.5})},
+              C("lenet", "parle-n3", 1): {1: fake_run({100: 0.090})},
+              C("lenet", "esgd", 3): {1: fake_run({300: 0.091})}, C("lenet", "sgd", 3): {1: fake_run({300: 0.089})}}
+    sharpness = {C("lenet", "sgd", 1): {1: 7.0, 2: 9.0}, C("lenet", "adam", 1): {1: 6.0, 2: 6.5},
+                 C("lenet", "esgd", 1): {1: 5.0, 2: 6.0}}
+    found = mnist_protocol.protocol_claims(loaded, sharpness, {})
+    # Over the seeds all sides finished (1 and 2: esgd's seed 3 has no baseline to meet); the best baseline
+    # on them is SGD (mean 9.3 against Adam's 9.5).
+    assert [(c.candidate, c.reference, c.limit, c.note) for c in found] == [
+        (("lenet-esgd", pytest.approx([9.3, 9.2])), ("lenet-sgd", pytest.approx([9.2, 9.4])), 0.1, ""),
+        (("lenet-esgd at 80", pytest.approx([9.4, 9.5])), ("lenet-sgd", pytest.approx([9.2, 9.4])), 0.0, ""),
+        (("lenet-esgd", [5.0, 6.0]), ("lenet-adam", [6.0, 6.5]), 0.0, ""),
+        (("lenet-parle-n3", pytest.approx([9.0])), ("lenet-sgd-x3", pytest.approx([8.9])), 0.1, "")]
     assert "0.50 at 80" in found[0].text  # the paper's figure beside ours
-    # Without mnistfc runs no mnistfc claim; without a flatness result for every configuration, no sharpness.
+    # A diverged seed leaves each claim it touches undecided; without a flatness result for every
+    # configuration, no sharpness claim; without mnistfc runs no mnistfc claim.
     del sharpness[C("lenet", "adam", 1)]
-    assert len(mnist_protocol.protocol_claims(loaded, sharpness)) == 3
-
-
+    found = mnist_protocol.protocol_claims(loaded, sharpness, {C("lenet", "adam", 1): [3]})
+    assert [c.note for c in found] == ["lenet-adam-seed3 diverged"] * 2 + [""]
+    assert claims.table(found[:1]).splitlines()[2].endswith("| undecided: lenet-adam-seed3 diverged |")
 def test_a_run_time_is_its_counted_rate_times_its_steps(tmp_path):
     # 7 of the run's 10 outer steps were counted, in 90 s; a sitting a killed runner never counted is not
     # in the rate, and the time is that of all 10 steps at it.
@@ -303,3 +352,38 @@ def test_the_readme_section_is_rewritten_between_its_lines_and_the_rest_kept(tmp
     with pytest.raises(ValueError, match="has no lines <!-- results --> and <!-- /results -->"):
         study.fill_readme("results", "new")
     assert readme.read_text() == "# S\n<!-- results -->\nno end\n"  # left as it was
+
+
+def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_path):
+    # LeNet's three main configurations finished for seed 1 (test error at effective epochs 60, 80, 100);
+    # Adam's seed 2 diverged. Every other run of the plan for seeds 1 and 2 has not started.
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    (tmp_path / "results" / "s" / "README.md").write_text("# by hand\n<!-- results -->\n<!-- /results -->\nend\n")
+    C = mnist_protocol.Config
+    errors = {"sgd": (0.10, 0.095, 0.092), "adam": (0.11, 0.10, 0.097), "esgd": (0.099, 0.094, 0.093)}
+    for recipe, (at_60, at_80, at_100) in errors.items():
+        name = mnist_protocol.run_name(C("lenet", recipe, 1), 1)
+        write_run(study.logs, name, 1.0, 1.0, {20: 1.0, 60: 0.5, 80: 0.4, 100: 0.3},
+                  {60: at_60, 80: at_80, 100: at_100})
+        total = mnist_protocol.total_steps(C("lenet", recipe, 1), 60000)
+        os.makedirs(os.path.join(study.ckpt, name))
+        with open(os.path.join(study.ckpt, name, "checkpoint"), "w") as f:
+            f.write('model_checkpoint_path: "model-%d"\n' % total)
+        study.timings.add(name, 600.0, total)
+        sharpest = {"sgd": 7.0, "adam": 6.0, "esgd": 5.0}[recipe]
+        flatness = {"hessian_top": [3.0, 2.0, 1.0], "hessian_top_normalised": [sharpest, 2.0, 1.0],
+                    "train_loss": 0.1, "local_entropy": {"x_mu_norm": 0.5, "inner_loss": 0.09}}
+        with open(os.path.join(study.flatness_dir, name + ".json"), "w") as f:
+            json.dump({"test_error": at_100, "flatness": flatness}, f)
+    study.diverged.add("lenet-adam-seed2", 0)
+    mnist_protocol.report(study, [1, 2], 60000, measure_flatness=False)
+    text = (tmp_path / "results" / "s" / "README.md").read_text()
+    assert text.startswith("# by hand\n<!-- results -->\n*Written by") and text.endswith("<!-- /results -->\nend\n")
+    assert "3 of 18 runs finished, 1 diverged, 30.0 min of training so far" in text
+    assert "| lenet-esgd | 1 | 100.0 | 9.30 | 9.30 | 9.90 (at 60.0) | 9.40 (at 80.0) | 10.0 min |" in text
+    assert "so not in the table: `lenet-adam-seed2` (after outer step 0)" in text
+    assert "![lenet: test error against effective epochs](errors-lenet.png)" in text
+    assert (tmp_path / "results" / "s" / "errors-lenet.png").stat().st_size > 0
+    assert "| lenet-sgd | 1 | 9.20 | 0.1000 | 3.00 | 2.00 | 1.00 | 7.00 | 2.00 | 1.00 | 0.500 | -0.0100 |" in text
+    assert "| lenet-esgd 9.30 (1) | lenet-sgd 9.20 (1) | +0.10 | undecided: lenet-adam-seed2 diverged |" in text
+    assert "| lenet-esgd 5.00 (1) | lenet-adam 6.00 (1) | -1.00 | undecided: lenet-adam-seed2 diverged |" in text

@@ -130,9 +130,11 @@ def test_help_lists_every_flag(capsys):
 def test_exit_statuses_are_distinct_and_help_lists_them(capsys):
     statuses = [exits.DONE, exits.FAILED, exits.BAD_FLAGS, exits.DIVERGED, exits.INTERRUPTED, exits.TERMINATED]
     assert len(set(statuses)) == len(statuses)  # a sweep tells a diverged run from a failed one
+    assert (exits.FAILED, exits.DIVERGED) == (1, 3)  # as documented (README, docs/running.md, CHANGELOG)
     with pytest.raises(SystemExit):
         parse("-h")
-    assert " ".join(exits.SUMMARY.split()) in " ".join(capsys.readouterr().out.split())
+    shown = " ".join(capsys.readouterr().out.split())
+    assert " ".join(exits.SUMMARY.split()) in shown and "1 failed" in shown and "3 diverged" in shown
 
 
 def test_resume_mismatch_names_changed_keys():

@@ -19,5 +19,5 @@ EXIT_STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}
 
 # The exit statuses as train.py -h lists them.
 SUMMARY = ("exit status: %d done; %d failed (one line says why); %d bad flags; %d diverged (NaN or infinite loss "
-           "or weights); %d/%d stopped by Ctrl-C/SIGTERM after a checkpoint (continue with -rl)"
+           "or weights); %d/%d stopped by Ctrl-C/SIGTERM, what was trained saved (continue with -rl)"
            % (DONE, FAILED, BAD_FLAGS, DIVERGED, INTERRUPTED, TERMINATED))

@@ -1,6 +1,7 @@
 """A run stopped and resumed with -rl ends bit for bit where an uninterrupted one does, with every random
 draw of training on: LeNet's dropout (0.5) and Entropy-SGD's Langevin noise (epsilon > 0), for
-Entropy-SGD, Parle (two replicas in one process) and the baselines. The draws are stateless functions of
+Entropy-SGD, Parle (two replicas in one process) and the baselines, and for Entropy-SGD with -g 2 towers,
+XLA or fp16, and momentum with bf16 and XLA. The draws are stateless functions of
 (seed, where the run is); a stateful random op, whose stream restarts in a new process, fails these tests."""
 import numpy as np
 import pytest
@@ -17,6 +18,12 @@ RUNS = {
     "sgd": ["-opt", "sgd"],
     "momentum": ["-opt", "momentum"],
     "adam": ["-opt", "adam"],
+    # The same with what else a run may carry: two towers (each its own dropout key), XLA, bf16, and fp16
+    # with its loss scale and count of good steps, state a resume must restore (compared like the rest).
+    "entropy-sgd-towers": ["-opt", "entropy-sgd", "-L", "2", "-g", "2", "--set", "batch_size=4"],
+    "entropy-sgd-xla": ["-opt", "entropy-sgd", "-L", "2", "--xla"],
+    "entropy-sgd-fp16": ["-opt", "entropy-sgd", "-L", "2", "--precision", "fp16"],
+    "momentum-bf16-xla": ["-opt", "momentum", "--precision", "bf16", "--xla"],
 }
 
 

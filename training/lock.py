@@ -6,6 +6,10 @@ file ``.lock`` in the folder, which names its holder (pid, host, start time, com
 process refused can say who holds it. The file stays when the run ends (removing it would let a third
 process lock a file no one else sees); a folder that the lock itself created and that holds nothing
 else when the run ends is removed, so a refused start leaves no empty run behind.
+
+In a folder shared by a group, the file takes the umask's mode like every file of the run (0664 under
+umask 002), and another user's lock file that this one cannot write is locked through a read-only
+descriptor (``flock`` needs no write access): the run goes ahead, its holder record unwritten.
 """
 import contextlib
 import fcntl
@@ -35,7 +39,7 @@ class FolderLock(object):
         try:
             self._created = not os.path.isdir(self.folder)
             os.makedirs(self.folder, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open(self.path)
         except OSError as e:
             raise RunError("cannot write the run's folders (--checkpoint-dir, --logdir): %s" % e) from None
         try:
@@ -66,6 +70,15 @@ class FolderLock(object):
             pass
         os.close(self._fd)
         self._fd = None
+
+
+def _open(path):
+    """Open (creating it, mode as the umask allows) the lock file ``path``; read-only when it is another
+    user's that this one cannot write."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY)
 
 
 def _read(fd):

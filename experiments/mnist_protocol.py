@@ -363,7 +363,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run_study(args, argv if argv is not None else sys.argv[1:])
-    except (OSError, ValueError) as e:  # a full disk, a results README without its section lines
+    except (OSError, runner.ReadmeError) as e:  # a full disk, a results README without its section lines
         print("error: %s" % e, file=sys.stderr)
         return 1
 

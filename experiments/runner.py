@@ -36,6 +36,10 @@ PYTHON = sys.executable
 ECHOED = ("eval ", "final ", "error", "resum", "skipped", "warning")
 
 
+class ReadmeError(Exception):
+    """A results README without the lines around its generated section."""
+
+
 class Study(object):
     """The folders of one study and its log; ``stage`` runs one program, ``train`` one training run."""
 
@@ -162,7 +166,7 @@ class Study(object):
         return results
 
     def check_readme(self, section):
-        """Raise ValueError when the results README exists without the lines of ``section`` (``fill_readme``
+        """Raise ReadmeError when the results README exists without the lines of ``section`` (``fill_readme``
         would fail on it at the end of the study)."""
         path = os.path.join(self.results, "README.md")
         if os.path.exists(path):
@@ -323,7 +327,7 @@ class Diverged(RunRecord):
 
 def fill_section(path, section, text):
     """Rewrite the file ``path`` (atomically) with ``text`` between its lines ``<!-- SECTION -->`` and
-    ``<!-- /SECTION -->``; raises ValueError when it lacks them, naming the file and the lines."""
+    ``<!-- /SECTION -->``; raises ReadmeError when it lacks them, naming the file and the lines."""
     with open(path, encoding="utf-8") as f:
         head, tail = _split_section(f.read(), section, path)
     new = head + text.rstrip("\n") + "\n" + tail
@@ -332,11 +336,11 @@ def fill_section(path, section, text):
 
 def _split_section(text, section, path):
     """Return (``text`` up to and with the line ``<!-- SECTION -->``, from the line ``<!-- /SECTION -->`` on);
-    raises ValueError naming ``path`` when it lacks them."""
+    raises ReadmeError naming ``path`` when it lacks them."""
     begin, end = "<!-- %s -->\n" % section, "<!-- /%s -->\n" % section
     head, found, rest = text.partition(begin)
     if not found or end not in rest:
-        raise ValueError("%s has no lines %s and %s around its generated section" % (path, begin.strip(), end.strip()))
+        raise ReadmeError("%s has no lines %s and %s around its generated section" % (path, begin.strip(), end.strip()))
     return head + begin, end + rest.partition(end)[2]
 
 

@@ -349,7 +349,7 @@ def test_the_readme_section_is_rewritten_between_its_lines_and_the_rest_kept(tmp
     study.fill_readme("results", "new")
     assert readme.read_text() == "# S\nby hand\n<!-- results -->\nnew\n<!-- /results -->\nafter\n"
     readme.write_text("# S\n<!-- results -->\nno end\n")
-    with pytest.raises(ValueError, match="has no lines <!-- results --> and <!-- /results -->"):
+    with pytest.raises(runner.ReadmeError, match="has no lines <!-- results --> and <!-- /results -->"):
         study.fill_readme("results", "new")
     assert readme.read_text() == "# S\n<!-- results -->\nno end\n"  # left as it was
 
@@ -387,3 +387,14 @@ def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_
     assert "| lenet-sgd | 1 | 9.20 | 0.1000 | 3.00 | 2.00 | 1.00 | 7.00 | 2.00 | 1.00 | 0.500 | -0.0100 |" in text
     assert "| lenet-esgd 9.30 (1) | lenet-sgd 9.20 (1) | +0.10 | undecided: lenet-adam-seed2 diverged |" in text
     assert "| lenet-esgd 5.00 (1) | lenet-adam 6.00 (1) | -1.00 | undecided: lenet-adam-seed2 diverged |" in text
+
+
+def test_a_results_readme_without_its_section_lines_stops_the_study_before_it_trains(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "EXPERIMENTS", str(tmp_path))
+    readme = tmp_path / "results" / "mnist-protocol-fashion-mnist" / "README.md"
+    readme.parent.mkdir(parents=True)
+    readme.write_text("# an older page\nRESULTS\n")
+    monkeypatch.setattr(runner, "_run", lambda *args: pytest.fail("nothing may run"))
+    assert mnist_protocol.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: %s has no lines <!-- results -->" % readme)

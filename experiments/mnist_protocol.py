@@ -128,9 +128,10 @@ def train_flags(c, seed, dataset, train_size):
 
 
 def plan(seeds):
-    """Return the (configuration, seed) pairs in the order they are trained: seed by seed."""
-    runs = [(c, s) for s in seeds for c in MAIN]
-    return runs + [(c, s) for s in EQUAL_COMPUTE_SEEDS if s in seeds for c in EQUAL_COMPUTE]
+    """Return the (configuration, seed) pairs in the order they are trained: seed by seed, each seed's
+    equal-compute runs after its main ones, so that a study cut short has every configuration at the
+    seeds it reached."""
+    return [(c, s) for s in seeds for c in MAIN + (EQUAL_COMPUTE if s in EQUAL_COMPUTE_SEEDS else [])]
 
 
 def minibatches_per_step(c):

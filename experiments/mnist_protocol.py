@@ -40,6 +40,7 @@ L = 20, gamma 0.03, Langevin step 0.1, noise 1e-4.
 """
 import argparse
 import collections
+import contextlib
 import json
 import os
 import sys
@@ -48,6 +49,7 @@ import time
 from analysis.events import load_run
 from experiments import claims, runner
 from experiments.claims import Claim
+from training.errors import RunError
 from training.schedule import batches_per_step, steps_for_epochs
 
 BATCH, EPOCHS, EVAL_EVERY, CHECKPOINT_EVERY = 128, 100, 2, 2
@@ -360,11 +362,12 @@ def parse_args(argv):
 
 def main(argv=None):
     """Run the study (or only its report); returns 0, or 1 with one line when the study's files cannot be
-    written (a failed stage exits with its status)."""
+    written or another process trains the study (a failed stage exits with its status)."""
     args = parse_args(argv)
     try:
         return run_study(args, argv if argv is not None else sys.argv[1:])
-    except (OSError, runner.ReadmeError) as e:  # a full disk, a results README without its section lines
+    except (OSError, runner.ReadmeError, RunError) as e:  # a full disk, a README without its section lines,
+        # the study running in another process
         print("error: %s" % e, file=sys.stderr)
         return 1
 
@@ -373,14 +376,15 @@ def run_study(args, argv):
     """Run the study of the parsed command line ``args`` (``argv``: as typed, for the log); returns 0."""
     study = runner.Study("mnist-protocol-" + args.dataset)
     study.check_readme("results")  # now, not after a sitting of training
-    study.log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), runner.machine()))
-    study.log.add("# python -m experiments.mnist_protocol %s" % " ".join(argv))
-    study.stage("prepare-data", ["-m", "data", "--dataset", args.dataset, "--data-dir", study.data])
-    with open(os.path.join(study.data, args.dataset, "meta.json")) as f:
-        train_size = json.load(f)["train_size"]
-    if not args.report_only:
-        train_all(study, plan(args.seeds), args.dataset, train_size)
-    report(study, args.seeds, train_size, measure_flatness=not args.skip_flatness)
+    with contextlib.nullcontext() if args.report_only else study.training():
+        study.log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), runner.machine()))
+        study.log.add("# python -m experiments.mnist_protocol %s" % " ".join(argv))
+        study.stage("prepare-data", ["-m", "data", "--dataset", args.dataset, "--data-dir", study.data])
+        with open(os.path.join(study.data, args.dataset, "meta.json")) as f:
+            train_size = json.load(f)["train_size"]
+        if not args.report_only:
+            train_all(study, plan(args.seeds), args.dataset, train_size)
+        report(study, args.seeds, train_size, measure_flatness=not args.skip_flatness)
     return 0
 
 

@@ -14,7 +14,13 @@ no more than the last checkpoint interval is lost. A training run that fails oth
 failed and the study goes on with the next (the next call tries it again); one that diverges (a NaN loss,
 train.py's status 3) is recorded in ``diverged.json`` and not tried again, since it would diverge again
 from the same checkpoint, and the report lists it. Any other stage that fails ends the script.
+
+One process trains a study at a time (``Study.training``: a second is refused, naming the first). A
+``--report-only`` may run beside it; the two take turns on ``log.txt`` and the README
+(``runs/<study>/results.lock``), so neither loses the other's lines.
 """
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -28,6 +34,7 @@ import numpy as np
 from analysis.report import write_atomically
 from training import checkpoint_files
 from training import exits
+from training import lock
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXPERIMENTS)
@@ -51,9 +58,20 @@ class Study(object):
         self.flatness_dir, self.stage_logs = os.path.join(self.runs, "flatness"), os.path.join(self.runs, "logs")
         for folder in (self.results, self.stage_logs, self.flatness_dir):
             os.makedirs(folder, exist_ok=True)
-        self.log = Log(os.path.join(self.results, "log.txt"))
+        self.results_lock = os.path.join(self.runs, "results.lock")
+        self.log = Log(os.path.join(self.results, "log.txt"), self.results_lock)
         self.timings = Timings(os.path.join(self.runs, "timings.json"))
         self.diverged = Diverged(os.path.join(self.runs, "diverged.json"))
+
+    @contextlib.contextmanager
+    def training(self):
+        """Hold the study's lock for the block: one process trains a study at a time. A second one would
+        find each run busy (train.py locks its folders), log it as failed and train the next, out of the
+        plan's order; it is refused instead, with one RunError naming the holder. A --report-only, which
+        trains nothing, does not take it."""
+        with lock.locked([self.runs], what=self.runs,
+                         advice="wait for that study to end or stop it (a --report-only may run beside it)"):
+            yield
 
     def stage(self, name, argv):
         """Run ``python argv`` from the repository root, its output to ``logs/NAME.log``; return its wall time.
@@ -178,10 +196,11 @@ class Study(object):
         ``text`` (the rest of the README is written by hand); a study without a README gets one that holds
         only the section."""
         path = os.path.join(self.results, "README.md")
-        if not os.path.exists(path):
-            page = "# %s\n\n<!-- %s -->\n<!-- /%s -->\n" % (os.path.basename(self.results), section, section)
-            write_atomically(path, lambda f: f.write(page.encode("utf-8")))
-        fill_section(path, section, text)
+        with exclusive(self.results_lock):
+            if not os.path.exists(path):
+                page = "# %s\n\n<!-- %s -->\n<!-- /%s -->\n" % (os.path.basename(self.results), section, section)
+                write_atomically(path, lambda f: f.write(page.encode("utf-8")))
+            fill_section(path, section, text)
 
     def done(self, run, total_steps):
         """Return whether run ``run`` has reached ``total_steps`` outer steps."""
@@ -249,19 +268,21 @@ def checkpoint_step(run_dir):
 class Log(object):
     """The study's log: every command with its wall time and status, kept in results/<study>/log.txt."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, lock_path):
+        self.path, self.lock_path = path, lock_path
 
     def add(self, line):
-        """Append ``line`` (also printed) to the log, rewritten atomically: a rerun, or a --report-only
-        beside a running study, appends to what is there."""
+        """Append ``line`` (also printed) to the log, rewritten atomically (a full disk leaves the log as it
+        was) while holding the file lock ``lock_path``, so that a --report-only beside a running study
+        loses none of its lines."""
         print(line, flush=True)
-        lines = []
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                lines = f.read().splitlines()
-        text = "\n".join(lines + [line]) + "\n"
-        write_atomically(self.path, lambda f: f.write(text.encode("utf-8")))
+        with exclusive(self.lock_path):
+            lines = []
+            if os.path.exists(self.path):
+                with open(self.path) as f:
+                    lines = f.read().splitlines()
+            text = "\n".join(lines + [line]) + "\n"
+            write_atomically(self.path, lambda f: f.write(text.encode("utf-8")))
 
 
 class RunRecord(object):
@@ -323,6 +344,18 @@ class Diverged(RunRecord):
     def at(self, run, step):
         """Return whether run ``run`` diverged after a checkpoint at outer step ``step``."""
         return self.runs.get(run) == step
+
+
+@contextlib.contextmanager
+def exclusive(path):
+    """Hold an exclusive lock on the file ``path`` (created when missing) for the block, waiting for it: the
+    processes that rewrite the same files take turns (the OS releases it when its holder dies)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def fill_section(path, section, text):

@@ -47,6 +47,7 @@ import sys
 import time
 
 from experiments import runner
+from training.errors import RunError
 from training.schedule import batches_per_step, steps_for_epochs
 
 TRAIN_SIZE, BATCH = 60000, 128
@@ -120,9 +121,21 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    """Run every stage (train, compare, flatness) and write experiments/results/short-budget/; returns 0."""
+    """Run every stage (train, compare, flatness) and write experiments/results/short-budget/; returns 0, or 1
+    with one line when the study's files cannot be written or another process runs it."""
     args = parse_args(argv)
-    study = runner.Study("short-budget")
+    try:
+        study = runner.Study("short-budget")
+        with study.training():
+            run_study(study, args)
+    except (OSError, RunError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_study(study, args):
+    """Run the stages of the parsed command line ``args``."""
     study.log.add("# %s  %s" % (time.strftime("%Y-%m-%d %H:%M:%S %Z"), runner.machine()))
     study.log.add("# python -m experiments.short_budget --epochs %g --seeds %s --configs %s%s"
                   % (args.epochs, " ".join(map(str, args.seeds)), " ".join(args.configs),
@@ -140,7 +153,6 @@ def main(argv=None):
         runner.write_atomically(os.path.join(study.results, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
         print(table, end="")
     study.log.add("# total %.1f min" % ((time.time() - start) / 60.0))
-    return 0
 
 
 if __name__ == "__main__":

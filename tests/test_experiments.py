@@ -399,3 +399,32 @@ def test_a_results_readme_without_its_section_lines_stops_the_study_before_it_tr
     assert mnist_protocol.main([]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: %s has no lines <!-- results -->" % readme)
+
+
+def test_a_second_process_waits_for_the_results_lock_and_loses_no_log_line(tmp_path):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    study.log.add("first")
+    other = threading.Thread(target=study.log.add, args=("second",))
+    with runner.exclusive(study.results_lock):  # as another process rewriting log.txt holds it
+        other.start()
+        other.join(0.5)
+        assert other.is_alive() and (tmp_path / "results" / "s" / "log.txt").read_text() == "first\n"
+        with open(tmp_path / "results" / "s" / "log.txt", "a") as f:
+            f.write("theirs\n")
+    other.join(5)
+    assert (tmp_path / "results" / "s" / "log.txt").read_text() == "first\ntheirs\nsecond\n"
+
+
+def test_a_second_study_is_refused_with_one_line_naming_the_first_and_logs_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "EXPERIMENTS", str(tmp_path))
+    monkeypatch.setattr(runner, "_run", lambda *args: pytest.fail("nothing may run"))
+    first = runner.Study("mnist-protocol-fashion-mnist")
+    log = tmp_path / "results" / "mnist-protocol-fashion-mnist" / "log.txt"
+    with first.training():
+        assert mnist_protocol.main([]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is in use by process %d" % os.getpid() in err
+        assert "wait for that study to end or stop it" in err
+        assert not log.exists()
+    with first.training():  # released when the block ends
+        pass

@@ -22,13 +22,16 @@ import time
 from training.errors import RunError
 
 LOCK = ".lock"
+RUN_FOLDERS = "the run's folders (--checkpoint-dir, --logdir)"
+RUN_ADVICE = "wait for that run to end or stop it, or choose another -n NAME"
 
 
 class FolderLock(object):
-    """The lock of one folder: ``acquire`` (or raise RunError naming the holder), ``release``."""
+    """The lock of one folder: ``acquire`` (or raise RunError naming the holder), ``release``. ``what``
+    names the folder and ``advice`` says what to do when it is busy, in those errors."""
 
-    def __init__(self, folder):
-        self.folder = folder
+    def __init__(self, folder, what=RUN_FOLDERS, advice=RUN_ADVICE):
+        self.folder, self.what, self.advice = folder, what, advice
         self.path = os.path.join(folder, LOCK)
         self._fd = None
         self._created = False
@@ -41,14 +44,13 @@ class FolderLock(object):
             os.makedirs(self.folder, exist_ok=True)
             fd = _open(self.path)
         except OSError as e:
-            raise RunError("cannot write the run's folders (--checkpoint-dir, --logdir): %s" % e) from None
+            raise RunError("cannot write %s: %s" % (self.what, e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _describe(_read(fd))
             os.close(fd)
-            raise RunError("%s is in use by %s: wait for that run to end or stop it, or choose another -n NAME"
-                           % (self.folder, holder)) from None
+            raise RunError("%s is in use by %s: %s" % (self.folder, holder, self.advice)) from None
         self._fd = fd
         try:
             os.ftruncate(fd, 0)
@@ -98,12 +100,12 @@ def _describe(holder):
 
 
 @contextlib.contextmanager
-def locked(folders):
+def locked(folders, what=RUN_FOLDERS, advice=RUN_ADVICE):
     """Hold the locks of ``folders`` (in order; one folder named twice, as when --logdir is
     --checkpoint-dir, is locked once) for the block; raises RunError as ``FolderLock.acquire``."""
     with contextlib.ExitStack() as stack:
         for folder in dict.fromkeys(os.path.realpath(f) for f in folders):
-            lock = FolderLock(folder)
+            lock = FolderLock(folder, what, advice)
             lock.acquire()
             stack.callback(lock.release)
         yield

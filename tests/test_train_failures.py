@@ -14,7 +14,7 @@ import pytest
 
 import evaluate
 import train_fixtures as fx
-from training import exits
+from training import exits, loop
 
 LIMIT = 180  # seconds any one child process may take
 # Momentum on WRN-10-1 without noise or dropout: quick, and runs that should agree agree bit for bit.
@@ -76,6 +76,22 @@ def test_ctrl_c_saves_the_final_checkpoint_whatever_stdout_and_stderr_are(tmp_pa
     steps = saved_steps(run)
     assert len(steps) == 1 and steps[0] >= 1  # the stop's own save: no periodic save was due
     assert fx.checkpoint_values(str(run))["global_step"] == steps[0]
+
+
+def test_a_stop_during_the_last_evaluation_lets_the_run_finish(tmp_path, data_dir, capsys, monkeypatch):
+    # Ctrl-C while the last step is evaluated: the run is complete, so it ends as done, with its final line
+    # (a study runner reading status 130 would otherwise take the finished run for a stopped one).
+    evaluate_at_x = loop.evaluate_at_x
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return evaluate_at_x(*args)
+
+    monkeypatch.setattr(loop, "evaluate_at_x", interrupted)
+    args = run_args(tmp_path, data_dir, "last", "--set", "checkpoint_every=100", "--set", "eval_every=100")
+    assert fx.run_main(args + ["--max-steps", "2"]) == exits.DONE
+    assert last_line(capsys.readouterr().err).startswith("final test accuracy")
+    assert saved_steps(tmp_path / "ckpt" / "last") == [2]
 
 
 def test_resume_skips_damaged_newest_checkpoints_and_says_why(tmp_path, data_dir, capsys):

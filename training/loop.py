@@ -6,7 +6,8 @@ replica. Both return one of training.exits' statuses: DONE; DIVERGED when the lo
 became NaN or infinite (nothing saved after the last good checkpoint: the weights are checked before
 every save); FAILED when a file of the run could not be written (a full disk: when it was an event
 file, a checkpoint of the step reached is saved first); INTERRUPTED or TERMINATED after a stop signal,
-once the final checkpoint is saved.
+once the final checkpoint is saved. A stop signal during the last step or its evaluation lets the run
+end as DONE: it is complete, and a script reading the status should not take it for a stopped one.
 
 A step due for both is saved before it is evaluated, so an evaluation that fails costs no training. The
 evaluation can change the model's state (batch-norm re-estimation at x for Entropy-SGD), so a run
@@ -150,7 +151,7 @@ class Trainer(object):
                 self.events.train_summary(result.extras["images"], step)
                 run_step.stop_fetching("images")
             status = self._after_step(step, result.seconds, result.values)
-            if status is None and self.stop.requested:
+            if status is None and self.stop.requested and step < self.steps.total:  # the last: let it end
                 status = self._stopped(step, result.values)
             if status is not None:
                 return status

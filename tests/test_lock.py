@@ -40,3 +40,25 @@ def test_another_users_lock_file_is_locked_read_only_and_still_excludes(tmp_path
     again = lock.FolderLock(str(folder))
     again.acquire()  # released: free again
     again.release()
+
+
+def test_a_lock_file_removed_as_it_is_locked_is_given_up_for_the_one_there_now(tmp_path, monkeypatch):
+    # Right after this process opens .lock, the run that created the folder ends and removes both.
+    folder = tmp_path / "run"
+    real_open, opened = lock._open, []
+
+    def removed_once_open(path):
+        fd = real_open(path)
+        if not opened:
+            os.remove(path)
+            os.rmdir(os.path.dirname(path))
+        opened.append(path)
+        return fd
+
+    monkeypatch.setattr(lock, "_open", removed_once_open)
+    held = lock.FolderLock(str(folder))
+    held.acquire()
+    assert len(opened) == 2 and (folder / lock.LOCK).exists()
+    with pytest.raises(RunError, match="is in use by"):  # a third process finds the lock held
+        lock.FolderLock(str(folder)).acquire()
+    held.release()

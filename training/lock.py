@@ -5,7 +5,8 @@ event files, and the second would silently take the first one's results. The loc
 file ``.lock`` in the folder, which names its holder (pid, host, start time, command line) so that the
 process refused can say who holds it. The file stays when the run ends (removing it would let a third
 process lock a file no one else sees); a folder that the lock itself created and that holds nothing
-else when the run ends is removed, so a refused start leaves no empty run behind.
+else when the run ends is removed, so a refused start leaves no empty run behind; a process that opened
+the file just before that locks the file at the path again, not the removed one.
 
 In a folder shared by a group, the file takes the umask's mode like every file of the run (0664 under
 umask 002), and another user's lock file that this one cannot write is locked through a read-only
@@ -39,6 +40,21 @@ class FolderLock(object):
     def acquire(self):
         """Take the lock without waiting; raise RunError when another process holds it or the folder
         cannot be written."""
+        fd = self._lock_file()
+        while not _is_current(fd, self.path):  # its holder removed it meanwhile: lock the file there now
+            os.close(fd)
+            fd = self._lock_file()
+        self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                     "command": " ".join(sys.argv)}).encode())
+        except OSError:  # a full disk: the lock holds without its record; the run's first write will say why
+            pass
+
+    def _lock_file(self):
+        """Open the lock file (making the folder) and lock it; return its descriptor. Raises RunError."""
         try:
             self._created = not os.path.isdir(self.folder)
             os.makedirs(self.folder, exist_ok=True)
@@ -51,14 +67,7 @@ class FolderLock(object):
             holder = _describe(_read(fd))
             os.close(fd)
             raise RunError("%s is in use by %s: %s" % (self.folder, holder, self.advice)) from None
-        self._fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                     "command": " ".join(sys.argv)}).encode())
-        except OSError:  # a full disk: the lock holds without its record; the run's first write will say why
-            pass
+        return fd
 
     def release(self):
         """Let the lock go (and remove the folder when the lock created it and it holds nothing else)."""
@@ -81,6 +90,16 @@ def _open(path):
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except PermissionError:
         return os.open(path, os.O_RDONLY)
+
+
+def _is_current(fd, path):
+    """Whether the open file ``fd`` is still the file at ``path``. A holder that created the folder removes
+    the file and the folder as it ends: a process that opened the file just before then locks a file no
+    one else can see, and must lock the one at ``path`` instead."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _read(fd):

@@ -59,8 +59,6 @@ class config_train(object):
     esgd_outer_momentum = 0.9      # momentum of the outer step: 0.9 as in the authors' PyTorch code
                                    # (momentum stays that of the Langevin loop); their Lua code, which
                                    # made the paper's figures, uses none (0)
-    bn_reestimate = True           # re-estimate batch-norm statistics at x before evaluating (authors' Lua code)
-    bn_reestimate_batches = 50     # training batches for that pass
 
     # --- parle specific (Parle, arXiv 1707.00424: replicas of Entropy-SGD) ---
     replicas = 3                   # n replicas, each on its own data (paper: 3 to 8); L, g0, g1 and the
@@ -73,5 +71,10 @@ class config_train(object):
     seed = 42
     log_every = 20                 # outer steps between progress lines and train summaries
     eval_every = 1.0               # effective epochs between evaluations on the whole test split
+    bn_reestimate = True           # re-estimate batch-norm statistics at the weights evaluated (training
+                                   # mode, dropout off) before each evaluation, for every optimizer, as the
+                                   # Entropy-SGD authors' Lua code does: Entropy-SGD's moving averages track
+                                   # its Langevin iterates, not x, and dropout skews every model's
+    bn_reestimate_batches = 50     # training batches for that pass
     checkpoint_every = 1.0         # effective epochs between periodic checkpoints
     keep_checkpoints = 3           # periodic checkpoints kept (plus "best" and the final one)

@@ -4,9 +4,9 @@ with ``--flatness``, also how flat the training loss is around its weights.
 ``python3 evaluate.py checkpoints/NAME`` (newest periodic save), ``checkpoints/NAME/best`` or a prefix
 ``checkpoints/NAME/model-STEP``. The model and dataset come from the run's ``settings.json`` when
 there is one, else from config_train; flags override either. Batch-norm statistics are used as
-re-estimated at x first for an Entropy-SGD run with ``bn_reestimate`` on, as train.py does before each
-evaluation: a checkpoint saved between evaluations (periodic, or on a stop signal) holds statistics
-collected at the Langevin iterates x'.
+re-estimated at x first when ``bn_reestimate`` is on, as train.py does before each evaluation: a
+checkpoint saved between evaluations (periodic, or on a stop signal) holds moving averages collected
+with dropout on, and for Entropy-SGD at the Langevin iterates x'.
 
 Flatness (``--flatness``) is measured on the training cross-entropy of one fixed batch of
 ``--flatness-batch`` training images (the first batch of the un-augmented training stream drawn with
@@ -140,7 +140,7 @@ def build_flatness(s, record_dir, batch_size, seed):
     loss = loss_fn()
     model_vars = [v for v in tf.global_variables() if v not in known]
     weights = [v for v in model_vars if v in set(tf.trainable_variables())]
-    # the same batch-norm statistics as the test metrics: re-estimated at x for Entropy-SGD runs
+    # the same batch-norm statistics as the test metrics: re-estimated at x
     bn = evaluation_graph.bn_reestimation(model_fn, record_dir, s, info.num_classes,
                                           [v for v in model_vars if v not in weights])
     hvp = build_hvp(loss, weights)

@@ -27,11 +27,13 @@ Batch 128, no augmentation, no weight decay (their ``--L2`` defaults to 0), Nest
   3-fold (decays at 120, and at 90 and 180, of 300 effective epochs). LeNet, seeds 1 and 2.
 
 Where we depart from their code (the results' README says why): we evaluate the test split every 2
-effective epochs, 6 for the x3 runs (they evaluate a validation set every outer epoch or every 5 epochs);
-read the training set in shuffled passes (they draw every minibatch with replacement); make L gradient
-evaluations per Entropy-SGD outer step (their Lua step makes one more, at x, for its logged loss);
-re-estimate batch norm before an evaluation for Entropy-SGD and Parle only (they do it for SGD too); and
-train 2,344 outer steps for 100 effective epochs (their 5 outer epochs are 2,340).
+effective epochs, 6 for the x3 runs (they evaluate theirs, which is the test set, every outer epoch or
+every 5 epochs); read the training set in shuffled passes (they draw every minibatch with replacement);
+make L gradient evaluations per Entropy-SGD outer step (their Lua step makes one more, at x, for its
+logged loss); re-estimate batch norm before an evaluation, for every optimizer as they do, on 50 training
+batches (they use the split being evaluated); scale the input by the training split's mean and std
+(they use (x - 126) / 126); and train 2,344 outer steps for 100 effective epochs (their 5 outer epochs
+are 2,340).
 
 Flatness of every final model (``evaluate.py --flatness``, one probe for all): top-3 eigenvalues of the
 Hessian of the training loss on a fixed batch of 1024 training images, the same for the filter-normalised

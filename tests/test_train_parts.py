@@ -46,11 +46,13 @@ def test_bn_reestimation_sets_the_mean_of_the_batch_statistics(decay):
     np.testing.assert_allclose(got_sq, np.square(batches[:n]).mean(axis=(1, 2, 3)).mean(axis=0), rtol=1e-4)
 
 
-def test_bn_reestimation_in_the_real_graph_runs_without_dropout(tmp_path):
+@pytest.mark.parametrize("optimizer", [["-opt", "entropy-sgd", "-L", "1"], ["-opt", "sgd"], ["-opt", "adam"]])
+def test_bn_reestimation_in_the_real_graph_runs_without_dropout(tmp_path, optimizer):
     # LeNet has dropout 0.5 between its batch-norm layers: with dropout on, two passes over the same
-    # batches would give different statistics in every layer after the first.
+    # batches would give different statistics in every layer after the first. Every optimizer is
+    # evaluated the same way.
     record_dir = fx.write_tiny_records(tmp_path)
-    s = settings.parse_settings(fx.TINY + ["-opt", "entropy-sgd", "-L", "1"], config_train)
+    s = settings.parse_settings(fx.TINY + optimizer, config_train)
     with tf.Graph().as_default():
         g = graph.build(s, record_info(record_dir), record_dir)
         with tf.Session() as sess:
@@ -65,6 +67,13 @@ def test_bn_reestimation_in_the_real_graph_runs_without_dropout(tmp_path):
     for before, first, second in zip(initial, *passes):
         assert not np.allclose(before, first)
         np.testing.assert_array_equal(first, second)
+
+
+def test_bn_reestimation_can_be_turned_off(tmp_path):
+    record_dir = fx.write_tiny_records(tmp_path)
+    s = settings.parse_settings(fx.TINY + ["-opt", "sgd", "--set", "bn_reestimate=false"], config_train)
+    with tf.Graph().as_default():
+        assert graph.build(s, record_info(record_dir), record_dir).bn is None
 
 
 def _weights():
@@ -315,7 +324,7 @@ def test_a_tiny_run_prints_the_time_estimate_and_its_phases(tmp_path, data_dir, 
     assert len(timing) == 1 and re.fullmatch(
         r"timing: [\d.]+ img/s, \d+:\d\d:\d\d per effective epoch: about \d+:\d\d:\d\d for all 1\.33 "
         r"effective epochs, plus evaluations; the first 2 steps \(graph set-up\) took \d+:\d\d:\d\d", timing[0])
-    assert "evaluating at step 2: the test split" in lines
+    assert "evaluating at step 2: batch-norm statistics (2 batches), then the test split" in lines  # SGD too
 
 
 def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():

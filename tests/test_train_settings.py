@@ -43,11 +43,11 @@ class Config(object):
     replicas = 3
     rho = 0.01
     rho_scoping = 1e-3
-    bn_reestimate = True
-    bn_reestimate_batches = 50
     seed = 42
     log_every = 20
     eval_every = 1.0
+    bn_reestimate = True
+    bn_reestimate_batches = 50
     checkpoint_every = 1.0
     keep_checkpoints = 3
 

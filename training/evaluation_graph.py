@@ -6,7 +6,6 @@ import dataclasses
 from data.pipeline import normalizer, test_dataset
 from models.layers import BN_DECAY
 from tfcompat import tf
-from training import schedule
 from training.bn import BatchNormReestimator
 from training.settings import model_settings
 from training.streams import train_iterator
@@ -53,9 +52,9 @@ def evaluation_tower(model_fn, record_dir, s, num_classes):
 
 
 def bn_reestimation(model_fn, record_dir, s, num_classes, moving_vars):
-    """Return the BatchNormPass over ``moving_vars`` for an Entropy-SGD or Parle run with ``bn_reestimate``
-    on and a model with batch norm; else None."""
-    if not schedule.uses_esgd_recipe(s) or not s.bn_reestimate or not moving_vars:
+    """Return the BatchNormPass over ``moving_vars`` for a run with ``bn_reestimate`` on and a model with
+    batch norm (whatever its optimizer: every one is evaluated the same way); else None."""
+    if not s.bn_reestimate or not moving_vars:
         return None
     start_batch = tf.placeholder(tf.int64, [], "bn_start_batch")
     iterator = train_iterator(record_dir, s, s.seed + BN_SEED_OFFSET, start_batch)

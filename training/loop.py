@@ -10,7 +10,7 @@ once the final checkpoint is saved. A stop signal during the last step or its ev
 end as DONE: it is complete, and a script reading the status should not take it for a stopped one.
 
 A step due for both is saved before it is evaluated, so an evaluation that fails costs no training. The
-evaluation can change the model's state (batch-norm re-estimation at x for Entropy-SGD), so a run
+evaluation can change the model's state (batch-norm re-estimation at x), so a run
 resumed from a step where one was due evaluates there again before its first step: it then continues
 from the state an uninterrupted run has. The final checkpoint is written again after the final
 evaluation when that changed the state, so that it holds the statistics its evaluation used.

@@ -80,8 +80,8 @@ class Study(object):
         a stop signal passed on to it.
         """
         seconds, status, stopped = self._logged_run(name, argv)
-        self._exit_on_failure(name, status)
         _exit_if_stopped(stopped)
+        self._exit_on_failure(name, status)
         return seconds
 
     def _logged_run(self, name, argv, on_line=None):
@@ -134,7 +134,8 @@ class Study(object):
             self.diverged.add(run, self.checkpoint_step(run))
         elif status == exits.DONE:
             self.diverged.discard(run)
-        if status in exits.EXIT_STATUS.values():
+        if status in exits.EXIT_STATUS.values():  # stopped: by the stop passed on, or by a signal of its own
+            _exit_if_stopped(stopped)
             self._exit_on_failure(run, status)
         if status != exits.DONE:
             self.log.add("[%s] %s %s (status %d): the study goes on; see %s"

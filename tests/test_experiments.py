@@ -94,7 +94,7 @@ def test_protocol_plan_is_seed_by_seed_with_equal_compute_for_seeds_1_and_2():
     assert runs[18:] == [r.replace("seed1", "seed3") for r in runs[:6]]
 
 
-def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, monkeypatch):
+def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, monkeypatch, capsys):
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"
 
@@ -107,6 +107,7 @@ def test_a_stopped_training_stage_keeps_its_time_and_ends_the_script(tmp_path, m
     with pytest.raises(SystemExit) as stop:
         study.train("r", ["-opt", "sgd"], total_steps=10)
     assert stop.value.code == 143  # a scheduler tells a pre-emption from a failure
+    assert capsys.readouterr().err == "stopped: run the same command again to go on\n"  # not a failure
     assert study.timings.runs["r"][1] == 7 and study.timings.seconds("r") >= 0
     assert "status 143" in (tmp_path / "results" / "s" / "log.txt").read_text()
 

@@ -202,7 +202,9 @@ def error_table(study, finished, loaded):
     the evaluation nearest each of FEWER_EPOCHS effective epochs (x3 runs: 3 times those) with the mean
     epoch it was at, training time (``run_time``)."""
     head = ["configuration", "seeds", "effective epochs", "final test error (%)", "best test error (%)"]
-    head += ["error near %d (%%)" % e for e in FEWER_EPOCHS] + ["training time / run"]
+    stretches = sorted({c.stretch for c in finished} - {1})
+    head += ["error near %d (%%%s)" % (e, "".join("; x%d runs: %d" % (k, k * e) for k in stretches))
+             for e in FEWER_EPOCHS] + ["training time / run"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for c, by_seed in finished.items():
         runs, names = list(loaded[c].values()), list(by_seed.values())
@@ -287,6 +289,11 @@ def protocol_claims(loaded, sharpness, diverged):
     return [c for c in found if c is not None]
 
 
+# Under the equal-compute figure: compare.py's x axis counts one Parle replica's gradient evaluations.
+PARLE_AXIS = ("\n\nParle's curve is drawn per replica, so it ends at 100 effective epochs where its three "
+              "replicas have made 300 in all, the compute at which the x3 curves end.")
+
+
 def report(study, seeds, train_size, measure_flatness):
     """Write the results of the runs finished so far into the results README's generated section (and
     print it first): the test-error tables and figures, the flatness of the runs measured (measuring those
@@ -316,7 +323,8 @@ def report(study, seeds, train_size, measure_flatness):
             figure = "%s-%s.png" % (title, model)
             study.stage("compare-%s-%s" % (title, model),
                         ["compare.py"] + runs + ["--out", os.path.join(study.results, figure)])
-            parts.append("![%s: test error against effective epochs](%s)" % (model, figure))
+            parts.append("![%s: test error against effective epochs](%s)" % (model, figure)
+                         + (PARLE_AXIS if configs is EQUAL_COMPUTE else ""))
         results = study.flatness([n for ns in finished.values() for n in ns.values()], FLATNESS_FLAGS,
                                  measure_flatness)
         measured = collections.OrderedDict((c, ns) for c, ns in finished.items()

@@ -377,14 +377,27 @@ def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_
                     "train_loss": 0.1, "local_entropy": {"x_mu_norm": 0.5, "inner_loss": 0.09}}
         with open(os.path.join(study.flatness_dir, name + ".json"), "w") as f:
             json.dump({"test_error": at_100, "flatness": flatness}, f)
+    # Parle (100 effective epochs per replica) and SGD x3 (300) finished for seed 1, at equal compute.
+    for config, test in ((C("lenet", "parle-n3", 1), {60: 0.1, 80: 0.095, 100: 0.09}),
+                         (C("lenet", "sgd", 3), {180: 0.1, 240: 0.095, 300: 0.091})):
+        name = mnist_protocol.run_name(config, 1)
+        write_run(study.logs, name, 1.0, 1.0, {20: 1.0, max(test): 0.3}, test)
+        os.makedirs(os.path.join(study.ckpt, name))
+        with open(os.path.join(study.ckpt, name, "checkpoint"), "w") as f:
+            f.write('model_checkpoint_path: "model-%d"\n' % mnist_protocol.total_steps(config, 60000))
     study.diverged.add("lenet-adam-seed2", 0)
     mnist_protocol.report(study, [1, 2], 60000, measure_flatness=False)
     text = (tmp_path / "results" / "s" / "README.md").read_text()
     assert text.startswith("# by hand\n<!-- results -->\n*Written by") and text.endswith("<!-- /results -->\nend\n")
-    assert "3 of 18 runs finished, 1 diverged, 30.0 min of training so far" in text
+    assert "5 of 18 runs finished, 1 diverged, 30.0 min of training so far" in text
     assert "| lenet-esgd | 1 | 100.0 | 9.30 | 9.30 | 9.90 (at 60.0) | 9.40 (at 80.0) | 10.0 min |" in text
     assert "so not in the table: `lenet-adam-seed2` (after outer step 0)" in text
-    assert "![lenet: test error against effective epochs](errors-lenet.png)" in text
+    assert "![lenet: test error against effective epochs](errors-lenet.png)\n\nFlatness of" in text  # no caption
+    assert ("![lenet: test error against effective epochs](equal-compute-lenet.png)" + mnist_protocol.PARLE_AXIS
+            in text)
+    assert "| error near 60 (%; x3 runs: 180) | error near 80 (%; x3 runs: 240) |" in text
+    assert "| lenet-sgd-x3 | 1 | 300.0 | 9.10 | 9.10 | 10.00 (at 180.0) | 9.50 (at 240.0) | – |" in text
+    assert "| lenet-parle-n3 9.00 (1) | lenet-sgd-x3 9.10 (1) | -0.10 | yes |" in text
     assert (tmp_path / "results" / "s" / "errors-lenet.png").stat().st_size > 0
     assert "| lenet-sgd | 1 | 9.20 | 0.1000 | 3.00 | 2.00 | 1.00 | 7.00 | 2.00 | 1.00 | 0.500 | -0.0100 |" in text
     assert "| lenet-esgd 9.30 (1) | lenet-sgd 9.20 (1) | +0.10 | undecided: lenet-adam-seed2 diverged |" in text

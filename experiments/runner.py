@@ -397,7 +397,7 @@ def flatness_table(results, groups):
     """Return the Markdown flatness table of ``results`` ({run: evaluate.py --flatness JSON}): one row per
     configuration of ``groups`` ({configuration: [run names]}), mean ± std over its runs; "–" where a result
     predates the filter-normalised Hessian."""
-    lines = ["| configuration | seeds | test error (%) | train loss f(x) | Hessian λ1 | λ2 | λ3 "
+    lines = ["| configuration | seeds | test error (%) | f(x) on the batch | Hessian λ1 | λ2 | λ3 "
              "| normalised λ1 | λ2 | λ3 | ‖x − μ‖ | mean Langevin loss − f(x) |",
              "|---|" + "---:|" * 11]
     for config, names in groups.items():

@@ -1,11 +1,12 @@
 """Whether a claim held in a study, computed from its runs so that no verdict in a results README is typed
 by hand: each claim compares a candidate's values over seeds with a reference's (the mean difference and
-its standard error) and holds when the difference is at most the claim's limit.
+its standard error) and holds when the difference is at most the claim's limit (below it, for a strict
+claim).
 
-    held  <=>  mean(candidate) - mean(reference) <= limit    (the means as shown, rounded)
+    held  <=>  mean(candidate) - mean(reference) <= limit    (the means as shown, rounded; < when strict)
 
 e.g. "Entropy-SGD's final test error is within 0.1 points of the best baseline's or better" has the limit
-+0.1 (points), "no worse" 0. The standard error sqrt(s_a^2 / n_a + s_b^2 / n_b) (sample variances over
++0.1 (points), "no worse" 0, "smaller" 0 and strict. The standard error sqrt(s_a^2 / n_a + s_b^2 / n_b) (sample variances over
 seeds) says how far the difference is from the seeds' noise; the verdict does not use it, so a reader
 can see a claim that holds, or fails, by less than the noise. A claim with a note (a run that diverged)
 is undecided: the note says why, and the reader judges.
@@ -17,9 +18,10 @@ import numpy as np
 
 from experiments.runner import cell
 
-Claim = collections.namedtuple("Claim", "text candidate reference limit note", defaults=("",))
+Claim = collections.namedtuple("Claim", "text candidate reference limit note strict", defaults=("", False))
 Claim.__doc__ = """One claim: ``text`` says it; ``candidate`` and ``reference`` are (label, values over seeds);
-it holds when mean(candidate) - mean(reference) <= ``limit``; a ``note`` leaves it undecided."""
+it holds when mean(candidate) - mean(reference) <= ``limit`` (< when ``strict``); a ``note`` leaves it
+undecided."""
 
 
 def difference(candidate, reference):
@@ -49,7 +51,8 @@ def table(claims, digits=2):
         diff = round(shown_means[0] - shown_means[1], digits)
         se = difference(c.candidate[1], c.reference[1])[1]
         shown = "%+.*f" % (digits, diff) + ("" if se is None else " ± %.*f" % (digits, se))
-        verdict = "undecided: " + c.note if c.note else ("yes" if diff <= c.limit else "no")
+        held = diff < c.limit if c.strict else diff <= c.limit
+        verdict = "undecided: " + c.note if c.note else ("yes" if held else "no")
         lines.append("| %s | %s %s | %s %s | %s | %s |" % (
             c.text, c.candidate[0], _cell(c.candidate[1], digits), c.reference[0], _cell(c.reference[1], digits),
             shown, verdict))

@@ -292,10 +292,14 @@ def test_a_claim_holds_when_the_mean_difference_is_within_its_limit_and_shows_it
     assert claims.lowest({"a": [3.0, 1.0], "b": [1.9]}) == ("b", [1.9])
     rows = claims.table([claims.Claim("within", ("x", [9.3]), ("y", [9.2]), 0.1),
                          claims.Claim("no worse", ("x", [9.3]), ("y", [9.2]), 0.0),
-                         claims.Claim("as shown", ("x", [9.3049]), ("y", [9.1951]), 0.1)]).splitlines()
+                         claims.Claim("as shown", ("x", [9.3049]), ("y", [9.1951]), 0.1),
+                         claims.Claim("smaller", ("x", [9.2]), ("y", [9.2]), 0.0, strict=True),
+                         claims.Claim("smaller", ("x", [9.19]), ("y", [9.2]), 0.0, strict=True)]).splitlines()
     assert rows[2] == "| within | x 9.30 (1) | y 9.20 (1) | +0.10 | yes |"
     assert rows[3] == "| no worse | x 9.30 (1) | y 9.20 (1) | +0.10 | no |"
     assert rows[4] == "| as shown | x 9.30 (1) | y 9.20 (1) | +0.10 | yes |"  # not 0.1098: the means shown
+    assert rows[5] == "| smaller | x 9.20 (1) | y 9.20 (1) | +0.00 | no |"  # level is not smaller
+    assert rows[6] == "| smaller | x 9.19 (1) | y 9.20 (1) | -0.01 | yes |"
 
 
 def fake_run(errors_by_epoch):

@@ -7,9 +7,9 @@ claim).
 
 e.g. "Entropy-SGD's final test error is within 0.1 points of the best baseline's or better" has the limit
 +0.1 (points), "no worse" 0, "smaller" 0 and strict. The standard error sqrt(s_a^2 / n_a + s_b^2 / n_b)
-(sample variances over seeds) says how far the difference is from the seeds' noise; the verdict does not use it, so a reader
-can see a claim that holds, or fails, by less than the noise. A claim with a note (a run that diverged)
-is undecided: the note says why, and the reader judges.
+(sample variances over seeds) says how far the difference is from the seeds' noise; the verdict does not
+use it, so a reader can see a claim that holds, or fails, by less than the noise. A claim with a note (a
+run that diverged) is undecided: the note says why, and the reader judges.
 """
 import collections
 import math

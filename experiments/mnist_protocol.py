@@ -242,10 +242,10 @@ def finished_runs(study, configs, seeds, train_size):
 
 
 def _compared(text, candidate, references, values, diverged, limit, label=None, strict=False):
-    """Return the Claim ``text`` (limit ``limit``, ``strict`` or not) between ``candidate`` (a Config; shown as ``label`` if
-    given) and the lowest of ``references`` (Configs) on ``values`` ({Config: {seed: value}}), over the seeds
-    all of them have; None when one has no values or they share no seed. Its note names the runs of these
-    configurations that diverged (the verdict is then undecided)."""
+    """Return the Claim ``text`` (limit ``limit``, ``strict`` or not) between ``candidate`` (a Config; shown
+    as ``label`` if given) and the lowest of ``references`` (Configs) on ``values`` ({Config: {seed: value}}),
+    over the seeds all of them have; None when one has no values or they share no seed. Its note names the
+    runs of these configurations that diverged (the verdict is then undecided)."""
     involved = [candidate] + references
     if not references or not all(c in values for c in involved):
         return None

@@ -6,11 +6,13 @@ with ``--flatness``, also how flat the training loss is around its weights.
 there is one, else from config_train; flags override either. Batch-norm statistics are used as
 re-estimated at x first when ``bn_reestimate`` is on, as train.py does before each evaluation: a
 checkpoint saved between evaluations (periodic, or on a stop signal) holds moving averages collected
-with dropout on, and for Entropy-SGD at the Langevin iterates x'.
+with dropout on, and for Entropy-SGD at the Langevin iterates x'. The pass reads the training batches
+that the run's own evaluation at the checkpoint's step reads, so a checkpoint of an evaluated step (the
+final one, best/) gives that evaluation's numbers.
 
 Flatness (``--flatness``) is measured on the training cross-entropy of one fixed batch of
 ``--flatness-batch`` training images (the first batch of the un-augmented training stream drawn with
-``--seed``), model in inference mode (no dropout, batch norm reading the saved statistics), so the loss
+``--seed``), model in inference mode (no dropout, batch norm reading the statistics of the evaluation), so the loss
 is a deterministic function of the weights:
 
 - the ``--hessian-k`` largest Hessian eigenvalues (analysis.hessian: Lanczos on Hessian-vector
@@ -37,7 +39,7 @@ from data import DataError
 from data.pipeline import normalizer, train_dataset
 from models import MODEL_NAMES, get_model
 from tfcompat import first_line, tf
-from training import checkpoint_files, checkpoints, evaluation, evaluation_graph, schema, settings
+from training import checkpoint_files, checkpoints, evaluation, evaluation_graph, schedule, schema, settings
 from training.console import say
 from training.dataset import prepare_records, record_info
 
@@ -98,6 +100,15 @@ def evaluation_settings(parser, args, folder):
     return s
 
 
+def bn_start(prefix, s, train_size):
+    """Return the batch of the re-estimation stream at which the run's evaluation at the step of checkpoint
+    ``prefix`` starts (schedule.bn_start_batch, with the run's evaluation interval)."""
+    step = int(tf.train.load_checkpoint(prefix).get_tensor("global_step"))
+    every = schedule.every_steps(s.eval_every, schedule.examples_per_batch(s),
+                                 schedule.batches_per_step(s.optimizer, s.L), train_size)
+    return schedule.bn_start_batch(step, every, s.bn_reestimate_batches)
+
+
 def evaluate_checkpoint(prefix, s, record_dir):
     """Build the evaluation graph, restore the model variables of ``prefix``; return (loss, accuracy)."""
     info = record_info(record_dir)
@@ -110,7 +121,7 @@ def evaluate_checkpoint(prefix, s, record_dir):
         with tf.Session() as sess:
             checkpoints.restore_subset(sess, prefix, model_vars)
             sess.run(tf.local_variables_initializer())
-            reestimate_batch_norm(sess, bn, s.bn_reestimate_batches)
+            reestimate_batch_norm(sess, bn, bn_start(prefix, s, info.train_size), s.bn_reestimate_batches)
             return evaluation.evaluate(sess, test)
 
 
@@ -152,14 +163,15 @@ def build_flatness(s, record_dir, batch_size, seed):
                                  saver=tf.train.Saver(model_vars))
 
 
-def reestimate_batch_norm(sess, bn, batches):
-    """Set the moving statistics to their mean over ``batches`` training batches at x (when ``bn``)."""
+def reestimate_batch_norm(sess, bn, start, batches):
+    """Set the moving statistics to their mean over ``batches`` training batches at x from batch ``start``
+    of the re-estimation stream (when ``bn``)."""
     if bn is not None:
-        sess.run(bn.init, {bn.start_batch: 0})
+        sess.run(bn.init, {bn.start_batch: start})
         bn.run(sess, batches)
 
 
-def run_flatness(sess, f, prefix, k, iters, seed, bn_batches):
+def run_flatness(sess, f, prefix, k, iters, seed, bn_start_batch, bn_batches):
     """Restore the model variables of ``prefix`` into the graph of ``build_flatness`` and measure.
 
     Returns {``train_loss``: f(x) on the batch, ``hessian_top``: the k largest Hessian eigenvalues,
@@ -169,7 +181,7 @@ def run_flatness(sess, f, prefix, k, iters, seed, bn_batches):
     """
     sess.run(f.init)
     f.saver.restore(sess, prefix)
-    reestimate_batch_norm(sess, f.bn, bn_batches)
+    reestimate_batch_norm(sess, f.bn, bn_start_batch, bn_batches)
     images, labels = sess.run(f.batch)
     feed = {f.images: images, f.labels: labels}
     eigenvalues = top_eigenvalues(sess, f.hvp, k=k, iters=iters, seed=seed, feed_dict=feed)
@@ -189,7 +201,7 @@ def measure_flatness(prefix, s, record_dir, args):
         flatness_graph.finalize()  # measuring adds no ops: any attempt is a bug, caught here
         with tf.Session() as sess:
             results = run_flatness(sess, f, prefix, args.hessian_k, args.hessian_iters, args.seed,
-                                   s.bn_reestimate_batches)
+                                   bn_start(prefix, s, record_info(record_dir).train_size), s.bn_reestimate_batches)
     results.update(batch=args.flatness_batch, seed=args.seed, hessian_iters=args.hessian_iters,
                    parameters=f.hvp.dim, langevin={k: getattr(s, k) for k in schema.keys(schema.FLATNESS)})
     return results

@@ -173,8 +173,8 @@ class Trainer(object):
         """
         self.sess.run(self.g.train_init, {self.g.start_batch: step * self.g.per_step})
         if self.g.bn is not None:
-            evals = max(step - 1, 0) // self.steps.eval_every
-            self.sess.run(self.g.bn.init, {self.g.bn.start_batch: evals * self.s.bn_reestimate_batches})
+            self.sess.run(self.g.bn.init, {self.g.bn.start_batch: schedule.bn_start_batch(
+                step, self.steps.eval_every, self.s.bn_reestimate_batches)})
 
     def _after_step(self, step, seconds, values):
         """Progress, train summaries, and the checkpoints and evaluations due at ``step``.

@@ -64,3 +64,10 @@ def schedule_settings(s):
 def every_steps(epochs, batch_size, per_step, train_size):
     """Return the outer-step interval equivalent to ``epochs`` effective epochs (at least 1)."""
     return max(1, int(round(epochs * train_size / float(per_step * batch_size))))
+
+
+def bn_start_batch(step, eval_every, bn_batches):
+    """Return the batch of the batch-norm re-estimation stream at which the evaluation at outer step
+    ``step`` starts: every evaluation before it (one each ``eval_every`` outer steps) read ``bn_batches``,
+    and the one at ``step`` itself (a multiple of ``eval_every``, or the run's last step) comes after them."""
+    return (max(step - 1, 0) // eval_every) * bn_batches

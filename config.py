@@ -74,7 +74,8 @@ class config_train(object):
     bn_reestimate = True           # re-estimate batch-norm statistics at the weights evaluated (training
                                    # mode, dropout off) before each evaluation, for every optimizer, as the
                                    # Entropy-SGD authors' Lua code does: Entropy-SGD's moving averages track
-                                   # its Langevin iterates, not x, and dropout skews every model's
+                                   # its Langevin iterates, not x, and every model's are collected with
+                                   # dropout on
     bn_reestimate_batches = 50     # training batches for that pass
     checkpoint_every = 1.0         # effective epochs between periodic checkpoints
     keep_checkpoints = 3           # periodic checkpoints kept (plus "best" and the final one)

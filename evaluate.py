@@ -12,8 +12,8 @@ final one, best/) gives that evaluation's numbers.
 
 Flatness (``--flatness``) is measured on the training cross-entropy of one fixed batch of
 ``--flatness-batch`` training images (the first batch of the un-augmented training stream drawn with
-``--seed``), model in inference mode (no dropout, batch norm reading the statistics of the evaluation), so the loss
-is a deterministic function of the weights:
+``--seed``), model in inference mode (no dropout, batch norm reading the statistics of the evaluation), so
+the loss is a deterministic function of the weights:
 
 - the ``--hessian-k`` largest Hessian eigenvalues (analysis.hessian: Lanczos on Hessian-vector
   products, ``--hessian-iters`` steps from a start drawn with ``--seed``);

@@ -20,7 +20,7 @@ LIMIT = 180  # seconds any one child process may take
 # Momentum on WRN-10-1 without noise or dropout: quick, and runs that should agree agree bit for bit. No
 # batch-norm re-estimation: a run's final checkpoint holds the statistics of its final evaluation, so it
 # would differ from the periodic save at that step of a longer reference run (test_train_resume_exact
-# resumes with it).
+# covers resuming with it).
 RUN = ["-opt", "momentum", *fx.EXACT, "--set", "bn_reestimate=false"]
 
 

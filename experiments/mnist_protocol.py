@@ -3,8 +3,8 @@
     .venv/bin/python -m experiments.mnist_protocol [-d fashion-mnist] [--seeds 1 2 3] [--report-only]
 
 One command runs the whole study: prepare the data, train every run (seed by seed, so that a partial
-study already compares every configuration), then the flatness of every final model, the tables,
-figures and claims, written into the results README's generated section. Rerunning skips finished runs
+study already compares every configuration), and after each run that ends the flatness of every final
+model, the tables, figures and claims, written into the results README's generated section. Rerunning skips finished runs
 and resumes cut-off ones (-rl); Ctrl-C stops the run in progress after a checkpoint
 (experiments/runner.py). ``--report-only`` reports the runs finished so far and trains nothing.
 
@@ -167,10 +167,11 @@ def time_left(study, runs, train_size, start=0):
     return left
 
 
-def train_all(study, runs, dataset, train_size):
+def train_all(study, runs, dataset, train_size, finished=lambda: None):
     """Train every run of ``runs`` not yet finished, with a line on the progress and time left before each
     (a run that fails is logged and left unfinished, and the next invocation tries it again; one that
-    diverged is not tried again, and runner.Study.train says so)."""
+    diverged is not tried again, and runner.Study.train says so); call ``finished()`` after each run that
+    trains to its end."""
     for i, (c, seed) in enumerate(runs):
         name, total = run_name(c, seed), total_steps(c, train_size)
         if study.done(name, total):
@@ -181,7 +182,8 @@ def train_all(study, runs, dataset, train_size):
             study.log.add("[%s] run %d/%d %s from outer step %d of %d; training left: %s"
                           % (time.strftime("%Y-%m-%d %H:%M:%S"), i + 1, len(runs), name,
                              study.checkpoint_step(name), total, left))
-        study.train(name, train_flags(c, seed, dataset, train_size), total)
+        if study.train(name, train_flags(c, seed, dataset, train_size), total):
+            finished()
 
 
 def error_at(run, epoch):
@@ -392,9 +394,12 @@ def run_study(args, argv):
         study.stage("prepare-data", ["-m", "data", "--dataset", args.dataset, "--data-dir", study.data])
         with open(os.path.join(study.data, args.dataset, "meta.json")) as f:
             train_size = json.load(f)["train_size"]
-        if not args.report_only:
-            train_all(study, plan(args.seeds), args.dataset, train_size)
-        report(study, args.seeds, train_size, measure_flatness=not args.skip_flatness)
+        def write_report():
+            report(study, args.seeds, train_size, measure_flatness=not args.skip_flatness)
+
+        if not args.report_only:  # the README is brought up to date as each run ends
+            train_all(study, plan(args.seeds), args.dataset, train_size, write_report)
+        write_report()
     return 0
 
 

@@ -149,6 +149,26 @@ def test_a_failed_training_run_is_logged_and_tried_again_by_the_next_call(tmp_pa
     assert len(calls) == 2
 
 
+def test_the_report_is_written_after_each_run_that_trains_to_its_end(tmp_path, monkeypatch):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    C = mnist_protocol.Config
+    runs = [(C("lenet", "sgd", 1), 1), (C("lenet", "adam", 1), 1), (C("lenet", "sgd", 1), 2)]
+
+    def train(argv, out, name, on_line):  # the Adam run fails; the others save their last step
+        if "adam" in name:
+            return exits.FAILED, None
+        os.makedirs(os.path.join(study.ckpt, name))
+        with open(os.path.join(study.ckpt, name, "checkpoint"), "w") as f:
+            f.write('model_checkpoint_path: "model-%d"\n' % mnist_protocol.total_steps(C("lenet", "sgd", 1), 60000))
+        return exits.DONE, None
+
+    monkeypatch.setattr(runner, "_run", train)
+    reports = []
+    mnist_protocol.train_all(study, runs, "fashion-mnist", 60000,
+                             lambda: reports.append(sorted(os.listdir(study.ckpt))))
+    assert reports == [["lenet-sgd-seed1"], ["lenet-sgd-seed1", "lenet-sgd-seed2"]]
+
+
 def test_a_diverged_run_is_recorded_not_tried_again_from_the_same_checkpoint_and_listed(tmp_path, monkeypatch):
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"

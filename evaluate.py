@@ -100,17 +100,26 @@ def evaluation_settings(parser, args, folder):
     return s
 
 
+def run_settings(folder):
+    """Return the run's own settings: config_train, then all of its settings.json, without the flags (a
+    ``--set L=20`` for the local-entropy estimate does not change where its evaluations read)."""
+    values = settings.config_defaults(config_train)
+    values.update(checkpoints.read_settings(folder) or {})
+    return types.SimpleNamespace(**values)
+
+
 def bn_start(prefix, s, train_size):
-    """Return the batch of the re-estimation stream at which the run's evaluation at the step of checkpoint
-    ``prefix`` starts (schedule.bn_start_batch, with the run's evaluation interval)."""
+    """Return the batch of the re-estimation stream at which the evaluation of the run of settings ``s``
+    (``run_settings``) at the step of checkpoint ``prefix`` starts (schedule.bn_start_batch)."""
     step = int(tf.train.load_checkpoint(prefix).get_tensor("global_step"))
     every = schedule.every_steps(s.eval_every, schedule.examples_per_batch(s),
                                  schedule.batches_per_step(s.optimizer, s.L), train_size)
     return schedule.bn_start_batch(step, every, s.bn_reestimate_batches)
 
 
-def evaluate_checkpoint(prefix, s, record_dir):
-    """Build the evaluation graph, restore the model variables of ``prefix``; return (loss, accuracy)."""
+def evaluate_checkpoint(prefix, s, record_dir, bn_start_batch):
+    """Build the evaluation graph, restore the model variables of ``prefix``, re-estimate batch norm from
+    batch ``bn_start_batch`` of its stream (when the graph has the pass); return (loss, accuracy)."""
     info = record_info(record_dir)
     model_fn = get_model(s.model)
     with tf.Graph().as_default():
@@ -121,7 +130,7 @@ def evaluate_checkpoint(prefix, s, record_dir):
         with tf.Session() as sess:
             checkpoints.restore_subset(sess, prefix, model_vars)
             sess.run(tf.local_variables_initializer())
-            reestimate_batch_norm(sess, bn, bn_start(prefix, s, info.train_size), s.bn_reestimate_batches)
+            reestimate_batch_norm(sess, bn, bn_start_batch, s.bn_reestimate_batches)
             return evaluation.evaluate(sess, test)
 
 
@@ -194,14 +203,14 @@ def run_flatness(sess, f, prefix, k, iters, seed, bn_start_batch, bn_batches):
             "local_entropy": measure(sess, f.probe, feed)}
 
 
-def measure_flatness(prefix, s, record_dir, args):
+def measure_flatness(prefix, s, record_dir, args, bn_start_batch):
     """Return the flatness results of checkpoint ``prefix`` (``run_flatness``'s) with the settings used."""
     with tf.Graph().as_default() as flatness_graph:
         f = build_flatness(s, record_dir, args.flatness_batch, args.seed)
         flatness_graph.finalize()  # measuring adds no ops: any attempt is a bug, caught here
         with tf.Session() as sess:
             results = run_flatness(sess, f, prefix, args.hessian_k, args.hessian_iters, args.seed,
-                                   bn_start(prefix, s, record_info(record_dir).train_size), s.bn_reestimate_batches)
+                                   bn_start_batch, s.bn_reestimate_batches)
     results.update(batch=args.flatness_batch, seed=args.seed, hessian_iters=args.hessian_iters,
                    parameters=f.hvp.dim, langevin={k: getattr(s, k) for k in schema.keys(schema.FLATNESS)})
     return results
@@ -249,14 +258,15 @@ def main(argv=None):
     except (ValueError, DataError) as e:  # a damaged settings.json, data that cannot be prepared
         return settings.fail(PROG, str(e))
     try:
-        loss, accuracy = evaluate_checkpoint(prefix, s, record_dir)
+        start = bn_start(prefix, run_settings(folder), record_info(record_dir).train_size)
+        loss, accuracy = evaluate_checkpoint(prefix, s, record_dir, start)
         print("test loss %.4f  accuracy %.4f  error %.2f%%  (%s on %s, %s)"
               % (loss, accuracy, 100.0 * (1.0 - accuracy), s.model, s.dataset, prefix))
         sys.stdout.flush()
         results = {"checkpoint": prefix, "model": s.model, "dataset": s.dataset,
                    "test_loss": loss, "test_accuracy": accuracy, "test_error": 1.0 - accuracy}
         if args.flatness:
-            results["flatness"] = measure_flatness(prefix, s, record_dir, args)
+            results["flatness"] = measure_flatness(prefix, s, record_dir, args, start)
             print("\n".join(flatness_lines(results["flatness"])))
         if args.json:
             checkpoints.write_json(args.json, results)

@@ -4,8 +4,8 @@
 
 One command runs the whole study: prepare the data, train every run (seed by seed, so that a partial
 study already compares every configuration), and after each run that ends the flatness of every final
-model, the tables, figures and claims, written into the results README's generated section. Rerunning skips finished runs
-and resumes cut-off ones (-rl); Ctrl-C stops the run in progress after a checkpoint
+model, the tables, figures and claims, written into the results README's generated section. Rerunning
+skips finished runs and resumes cut-off ones (-rl); Ctrl-C stops the run in progress after a checkpoint
 (experiments/runner.py). ``--report-only`` reports the runs finished so far and trains nothing.
 
 The recipes are those of the authors' code (ucla-vision/entropy-sgd: train.lua, its README, and

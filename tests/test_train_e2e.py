@@ -318,21 +318,23 @@ def test_data_and_run_problems_are_one_line_errors(tmp_path, data_dir, capsys, m
     assert not (tmp_path / "ckpt" / "early").exists()
 
 
-def test_evaluate_reestimates_entropy_sgd_batch_norm_at_x(tmp_path, data_dir, capsys):
+def test_evaluate_reestimates_batch_norm_at_x_on_the_batches_the_run_read(tmp_path, data_dir, capsys):
     """A checkpoint saved between evaluations holds statistics collected at the Langevin iterates x':
-    evaluate.py re-estimates them at x first, as train.py does, whatever the checkpoint holds."""
-    # one evaluation, at the last step: its re-estimation reads the first batches of the BN stream,
-    # as evaluate.py's does
-    args = fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "--max-steps", "2", "-n", "e",
-                      "--set", "eval_every=100", *fx.EXACT)
+    evaluate.py re-estimates them at x first, as train.py does, whatever the checkpoint holds, on the
+    batches the run's evaluation at that step read (here the fifth and sixth of the stream: evaluations at
+    steps 1, 2 and 3), whatever --set changes for the local-entropy estimate."""
+    args = fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", "--max-steps", "3", "-n", "e",
+                         "--set", "eval_every=0.25", *fx.EXACT)
     assert fx.run_main(args) == exits.DONE
-    final = [line for line in capsys.readouterr().err.splitlines() if line.startswith("eval step 2")][0]
-    prefix = str(tmp_path / "ckpt" / "e" / "model-2")
+    evals = [line for line in capsys.readouterr().err.splitlines() if line.startswith("eval step")]
+    assert [line.split()[2] for line in evals] == ["1", "2", "3"]
+    final = evals[-1]
+    prefix = str(tmp_path / "ckpt" / "e" / "model-3")
     moving = {k: v for k, v in fx.checkpoint_values(prefix).items() if k.endswith(("moving_mean", "moving_variance"))}
     assert moving
     # what x' statistics could be: anything but the statistics at x
     fx.set_checkpoint_values(prefix, {k: v + 3.0 for k, v in moving.items()})
-    assert evaluate.main([prefix, "--data-dir", str(data_dir)]) == 0
+    assert evaluate.main([prefix, "--data-dir", str(data_dir), "--set", "L=20", "--set", "eval_every=5"]) == 0
     out = capsys.readouterr().out
     assert final.split("test loss ")[1].split()[0] == out.split("test loss ")[1].split()[0]
     assert final.split("acc ")[1].split()[0] == out.split("accuracy ")[1].split()[0]

@@ -94,7 +94,7 @@ SETTINGS = (
     Setting("log_every", INT, "outer steps between progress lines and train summaries", "bookkeeping",
             at_least(1)),
     Setting("eval_every", FLOAT, "effective epochs between evaluations on the test split", "bookkeeping",
-            positive(), roles=(EVALUATE,)),
+            positive()),
     Setting("bn_reestimate", BOOL, "re-estimate batch-norm statistics at the weights evaluated (training mode, "
                                    "dropout off) before each evaluation, whatever the optimizer", "bookkeeping",
             roles=(EVALUATE,)),

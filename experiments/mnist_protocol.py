@@ -182,8 +182,7 @@ def train_all(study, runs, dataset, train_size, finished=lambda: None):
             study.log.add("[%s] run %d/%d %s from outer step %d of %d; training left: %s"
                           % (time.strftime("%Y-%m-%d %H:%M:%S"), i + 1, len(runs), name,
                              study.checkpoint_step(name), total, left))
-        if study.train(name, train_flags(c, seed, dataset, train_size), total):
-            finished()
+        study.train(name, train_flags(c, seed, dataset, train_size), total, finished)
 
 
 def error_at(run, epoch):

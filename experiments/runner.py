@@ -8,7 +8,8 @@ to ``experiments/results/<study>/``: the README's generated section (``fill_read
 ``log.txt``.
 
 Stopping: Ctrl-C or SIGTERM to the script is passed on, once, to the stage running (train.py saves a
-checkpoint and exits), and the script then exits with the stage's status (130, 143). Run the same
+checkpoint and exits), and the script then exits with the signal's status (130, 143); a run stopped during
+its last step ends all the same, and is counted finished first. Run the same
 command again to go on: finished runs are skipped and a run with checkpoints is resumed with ``-rl``, so
 no more than the last checkpoint interval is lost. A training run that fails otherwise is logged as
 failed and the study goes on with the next (the next call tries it again); one that diverges (a NaN loss,
@@ -108,11 +109,13 @@ class Study(object):
         """Return the outer step of run ``run``'s newest checkpoint (0 when it has none)."""
         return checkpoint_step(os.path.join(self.ckpt, run))
 
-    def train(self, run, flags, total_steps):
+    def train(self, run, flags, total_steps, finished=lambda: None):
         """Train run ``run`` (train.py ``flags``) to ``total_steps`` outer steps: skipped when there,
         resumed with -rl when it has checkpoint files, not tried again when it diverged after the checkpoint
-        it would resume from (a line says so). Returns whether it ended well (a stop signal ends the
-        script, after recording a divergence; another failure is logged and returns False)."""
+        it would resume from (a line says so). Calls ``finished()`` when it trains to its end, and returns
+        whether it did (a stop signal ends the script, after recording a divergence or calling
+        ``finished``: a stop during the last step lets the run end; another failure is logged and returns
+        False)."""
         before = self.checkpoint_step(run)
         if before >= total_steps:
             return True
@@ -134,6 +137,7 @@ class Study(object):
             self.diverged.add(run, self.checkpoint_step(run))
         elif status == exits.DONE:
             self.diverged.discard(run)
+            finished()
         if status in exits.EXIT_STATUS.values():  # stopped: by the stop passed on, or by a signal of its own
             _exit_if_stopped(stopped)
             self._exit_on_failure(run, status)

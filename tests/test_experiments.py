@@ -169,6 +169,32 @@ def test_the_report_is_written_after_each_run_that_trains_to_its_end(tmp_path, m
     assert reports == [["lenet-sgd-seed1"], ["lenet-sgd-seed1", "lenet-sgd-seed2"]]
 
 
+def test_a_run_stopped_during_its_last_step_is_reported_before_the_study_ends(tmp_path, monkeypatch, capsys):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+
+    def ended_anyway(argv, out, name, on_line):  # train.py lets a run stopped at its last step end (0)
+        os.makedirs(os.path.join(study.ckpt, name))
+        with open(os.path.join(study.ckpt, name, "checkpoint"), "w") as f:
+            f.write('model_checkpoint_path: "model-10"\n')
+        return exits.DONE, signal.SIGINT
+
+    monkeypatch.setattr(runner, "_run", ended_anyway)
+    reported = []
+    with pytest.raises(SystemExit) as stop:
+        study.train("r", ["-opt", "sgd"], total_steps=10, finished=lambda: reported.append(study.done("r", 10)))
+    assert reported == [True] and stop.value.code == exits.INTERRUPTED
+    assert capsys.readouterr().err.endswith("stopped: run the same command again to go on\n")
+
+
+def test_a_stage_stopped_by_the_signal_passed_on_is_stopped_not_failed(tmp_path, monkeypatch, capsys):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    monkeypatch.setattr(runner, "_run", lambda argv, out, name, on_line: (exits.FAILED, signal.SIGTERM))
+    with pytest.raises(SystemExit) as stop:
+        study.stage("flatness-r", ["evaluate.py"])
+    assert stop.value.code == exits.TERMINATED
+    assert capsys.readouterr().err == "stopped: run the same command again to go on\n"
+
+
 def test_a_diverged_run_is_recorded_not_tried_again_from_the_same_checkpoint_and_listed(tmp_path, monkeypatch):
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     state = tmp_path / "runs" / "s" / "checkpoints" / "r" / "checkpoint"

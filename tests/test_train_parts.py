@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import train_fixtures as fx
 from config import config_train
 from tfcompat import tf
-from training import checkpoints, console, evaluation, exits, graph, progress, settings, stop
+from training import checkpoints, console, evaluation, exits, graph, loop, progress, settings, stop
 from training.bn import BatchNormReestimator
 from training.dataset import record_info
 from training.events import Events
@@ -364,3 +365,32 @@ def test_safe_stream_drops_what_it_cannot_write_and_never_raises():
     out.write("also lost\n")
     out.flush()
     assert dead.getvalue() == "" and out.broken and not out.isatty()
+
+
+class _WorkerSession(object):
+    """Stands in for a cluster worker's session: every step moves the chief's global step on by one, and
+    a stop signal arrives during step ``stop_at``."""
+
+    def __init__(self, request, stop_at):
+        self.step, self.request, self.stop_at = 0, request, stop_at
+
+    def run(self, fetches, feed_dict=None):
+        if not isinstance(fetches, dict):  # the global step, the stream's initialiser
+            return self.step
+        self.step += 1
+        if self.step == self.stop_at:
+            self.request.signal = signal.SIGTERM
+        return {"values": {"loss": 1.0, "accuracy": 0.5}, "extras": {"step": self.step}}
+
+
+@pytest.mark.parametrize("stop_at, status", [(1, exits.TERMINATED), (2, exits.DONE)])
+def test_a_worker_stopped_during_the_last_step_ends_as_done(stop_at, status):
+    request = stop.StopRequest()  # not entered: the session stands in for the signal
+    g = types.SimpleNamespace(global_step="step", train_init="init", start_batch="start", per_step=1,
+                              train_op="train", fetches={})
+    quiet = progress.Progress(total_steps=2, steps_per_epoch=1.0, images_per_step=1, log_every=100, bar=False,
+                              stream=io.StringIO())
+    steps = loop.StepPlan(total=2, eval_every=1, checkpoint_every=1, per_epoch=1.0, batch=1, per_step=1,
+                          train_size=1)
+    s = types.SimpleNamespace(ps_idle_timeout=60.0)
+    assert loop.run_worker(_WorkerSession(request, stop_at), g, s, steps, quiet, request, lambda: None) == status

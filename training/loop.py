@@ -274,4 +274,5 @@ def run_worker(sess, g, s, steps, progress, stop, heartbeat):
             return exits.DIVERGED
         progress.step_done(step, steps.epoch(step), result.seconds, result.values)
     progress.close()
-    return exits.EXIT_STATUS[stop.signal] if stop.requested else exits.DONE
+    # a stop during the last step lets the run end, as the chief's does
+    return exits.EXIT_STATUS[stop.signal] if stop.requested and step < steps.total else exits.DONE

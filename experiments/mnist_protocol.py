@@ -396,8 +396,15 @@ def run_study(args, argv):
         def write_report():
             report(study, args.seeds, train_size, measure_flatness=not args.skip_flatness)
 
+        def report_between_runs():  # a failed report stage leaves the training to go on
+            try:
+                write_report()
+            except runner.StageFailed as e:
+                study.log.add("[%s] the report failed (status %d): training goes on, and reports again after the "
+                              "next run" % (time.strftime("%Y-%m-%d %H:%M:%S"), e.code))
+
         if not args.report_only:  # the README is brought up to date as each run ends
-            train_all(study, plan(args.seeds), args.dataset, train_size, write_report)
+            train_all(study, plan(args.seeds), args.dataset, train_size, report_between_runs)
         write_report()
     return 0
 

@@ -48,6 +48,10 @@ class ReadmeError(Exception):
     """A results README without the lines around its generated section."""
 
 
+class StageFailed(SystemExit):
+    """A stage ended with a non-zero status (``code``): uncaught, it ends the script with that status."""
+
+
 class Study(object):
     """The folders of one study and its log; ``stage`` runs one program, ``train`` one training run."""
 
@@ -98,12 +102,12 @@ class Study(object):
         return seconds, status, stopped
 
     def _exit_on_failure(self, name, status):
-        """End the script with the stage's status when it failed (after one line saying where to look)."""
+        """Raise StageFailed when the stage failed (after one line saying where to look)."""
         if status != 0:
             print("stage %s ended with status %d: see %s" % (name, status, os.path.join(self.stage_logs,
                                                                                        name + ".log")),
                   file=sys.stderr, flush=True)
-            sys.exit(status)
+            raise StageFailed(status)
 
     def checkpoint_step(self, run):
         """Return the outer step of run ``run``'s newest checkpoint (0 when it has none)."""
@@ -182,7 +186,10 @@ class Study(object):
         for run in runs:
             path = os.path.join(self.flatness_dir, run + ".json")
             if measure and not os.path.exists(path):
-                self.stage("flatness-" + run, ["evaluate.py", os.path.join(self.ckpt, run), "--json", path] + flags)
+                with exclusive(os.path.join(self.flatness_dir, run + ".lock")):  # a --report-only beside
+                    if not os.path.exists(path):  # unless the other process measured it meanwhile
+                        self.stage("flatness-" + run, ["evaluate.py", os.path.join(self.ckpt, run), "--json", path]
+                                   + flags)
             if os.path.exists(path):
                 with open(path) as f:
                     results[run] = json.load(f)

@@ -492,3 +492,46 @@ def test_a_second_study_is_refused_with_one_line_naming_the_first_and_logs_nothi
         assert not log.exists()
     with first.training():  # released when the block ends
         pass
+
+
+def test_a_run_measured_by_another_process_meanwhile_is_not_measured_again(tmp_path, monkeypatch):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    monkeypatch.setattr(runner, "_run", lambda *args: pytest.fail("measured twice"))
+    found = []
+    other = threading.Thread(target=lambda: found.append(study.flatness(["r"], [])))
+    with runner.exclusive(os.path.join(study.flatness_dir, "r.lock")):  # a --report-only measuring r
+        other.start()
+        other.join(0.5)
+        assert other.is_alive()
+        with open(os.path.join(study.flatness_dir, "r.json"), "w") as f:
+            json.dump({"test_error": 0.1}, f)
+    other.join(5)
+    assert found == [{"r": {"test_error": 0.1}}]
+
+
+def test_a_report_that_fails_between_runs_leaves_the_training_to_go_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "EXPERIMENTS", str(tmp_path))
+    monkeypatch.setattr(runner, "_run", lambda *args: (0, None))  # prepare-data
+    meta = tmp_path / "runs" / "mnist-protocol-fashion-mnist" / "datasets" / "fashion-mnist" / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text('{"train_size": 60000}')
+    trained = []
+
+    def train_all(study, runs, dataset, train_size, finished):
+        for run in ("a", "b"):
+            trained.append(run)
+            finished()
+
+    reports = []
+
+    def report(*args, **kwargs):
+        reports.append(len(trained))
+        if len(reports) == 1:
+            raise runner.StageFailed(2)
+
+    monkeypatch.setattr(mnist_protocol, "train_all", train_all)
+    monkeypatch.setattr(mnist_protocol, "report", report)
+    assert mnist_protocol.main([]) == 0
+    assert trained == ["a", "b"] and reports == [1, 2, 2]
+    log = (tmp_path / "results" / "mnist-protocol-fashion-mnist" / "log.txt").read_text()
+    assert "the report failed (status 2): training goes on" in log

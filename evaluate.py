@@ -8,7 +8,8 @@ re-estimated at x first when ``bn_reestimate`` is on, as train.py does before ea
 checkpoint saved between evaluations (periodic, or on a stop signal) holds moving averages collected
 with dropout on, and for Entropy-SGD at the Langevin iterates x'. The pass reads the training batches
 that the run's own evaluation at the checkpoint's step reads, so a checkpoint of an evaluated step (the
-final one, best/) gives that evaluation's numbers.
+final one, best/) gives that evaluation's numbers (for an SGD, momentum or Adam run trained before
+2026-11-30, which evaluated with its moving averages, with ``--set bn_reestimate=false``).
 
 Flatness (``--flatness``) is measured on the training cross-entropy of one fixed batch of
 ``--flatness-batch`` training images (the first batch of the un-augmented training stream drawn with

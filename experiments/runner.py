@@ -75,7 +75,7 @@ class Study(object):
         plan's order; it is refused instead, with one RunError naming the holder. A --report-only, which
         trains nothing, does not take it."""
         with lock.locked([self.runs], what=self.runs,
-                         advice="wait for that study to end or stop it (a --report-only may run beside it)"):
+                         advice="wait for that study to end or stop it"):
             yield
 
     def stage(self, name, argv):

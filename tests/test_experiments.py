@@ -3,6 +3,8 @@ checkpoint reading, and the MNIST protocol's plan and step counts against the au
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -535,3 +537,26 @@ def test_a_report_that_fails_between_runs_leaves_the_training_to_go_on(tmp_path,
     assert trained == ["a", "b"] and reports == [1, 2, 2]
     log = (tmp_path / "results" / "mnist-protocol-fashion-mnist" / "log.txt").read_text()
     assert "the report failed (status 2): training goes on" in log
+
+
+def test_a_report_only_runs_beside_a_study_that_another_process_trains(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "EXPERIMENTS", str(tmp_path))
+    holder = subprocess.Popen(  # another process trains the study: it holds the study's lock
+        [sys.executable, "-c", "import sys, time; from experiments import runner; runner.EXPERIMENTS = sys.argv[1]\n"
+         "with runner.Study('mnist-protocol-fashion-mnist').training():\n    print('held', flush=True); time.sleep(60)",
+         str(tmp_path)], cwd=runner.REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(runner, "_run", lambda *args: (0, None))  # prepare-data
+        meta = tmp_path / "runs" / "mnist-protocol-fashion-mnist" / "datasets" / "fashion-mnist" / "meta.json"
+        meta.parent.mkdir(parents=True)
+        meta.write_text('{"train_size": 60000}')
+        reports = []
+        monkeypatch.setattr(mnist_protocol, "report", lambda *args, **kwargs: reports.append(1))
+        monkeypatch.setattr(mnist_protocol, "train_all", lambda *args: pytest.fail("a second process trains"))
+        assert mnist_protocol.main(["--report-only", "--skip-flatness"]) == 0 and reports == [1]
+        assert mnist_protocol.main([]) == 1
+        assert "is in use by process %d" % holder.pid in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -26,7 +26,9 @@ the loss is a deterministic function of the weights:
   or of ``--set``; the noise is drawn with ``--seed``). Weight decay is left out of every measurement:
   they are of the cross-entropy alone, the same function for every optimizer.
 
-``--json PATH`` also writes every number printed (atomically).
+``--json PATH`` also writes every number printed (atomically), with what they were measured on: the
+SHA-256 of the checkpoint's files, the batch-norm pass (``batch_norm``: its batches and first batch, or
+null for moving averages) and ``version``, the RESULTS_VERSION of the rules that computed them.
 """
 import glob
 import os
@@ -45,6 +47,10 @@ from training.console import say
 from training.dataset import prepare_records, record_info
 
 PROG = "evaluate.py"
+# How evaluate.py computes its numbers, recorded in --json: raise it with any change that gives other
+# numbers for the same checkpoint (experiments/runner.py measures a result of another version again).
+# 2: batch norm re-estimated for every optimizer, on the batches of the run's own evaluation.
+RESULTS_VERSION = 2
 
 
 def parse_args(argv):
@@ -120,7 +126,8 @@ def bn_start(prefix, s, train_size):
 
 def evaluate_checkpoint(prefix, s, record_dir, bn_start_batch):
     """Build the evaluation graph, restore the model variables of ``prefix``, re-estimate batch norm from
-    batch ``bn_start_batch`` of its stream (when the graph has the pass); return (loss, accuracy)."""
+    batch ``bn_start_batch`` of its stream (when the graph has the pass); return (loss, accuracy, the
+    pass as recorded in --json: {"batches", "start_batch"}, or None for moving averages)."""
     info = record_info(record_dir)
     model_fn = get_model(s.model)
     with tf.Graph().as_default():
@@ -132,7 +139,9 @@ def evaluate_checkpoint(prefix, s, record_dir, bn_start_batch):
             checkpoints.restore_subset(sess, prefix, model_vars)
             sess.run(tf.local_variables_initializer())
             reestimate_batch_norm(sess, bn, bn_start_batch, s.bn_reestimate_batches)
-            return evaluation.evaluate(sess, test)
+            loss, accuracy = evaluation.evaluate(sess, test)
+    record = None if bn is None else {"batches": s.bn_reestimate_batches, "start_batch": bn_start_batch}
+    return loss, accuracy, record
 
 
 def build_flatness(s, record_dir, batch_size, seed):
@@ -259,12 +268,14 @@ def main(argv=None):
     except (ValueError, DataError) as e:  # a damaged settings.json, data that cannot be prepared
         return settings.fail(PROG, str(e))
     try:
+        digest = checkpoint_files.digest(prefix)  # first: replaced meanwhile, the save no longer matches it
         start = bn_start(prefix, run_settings(folder), record_info(record_dir).train_size)
-        loss, accuracy = evaluate_checkpoint(prefix, s, record_dir, start)
+        loss, accuracy, batch_norm = evaluate_checkpoint(prefix, s, record_dir, start)
         print("test loss %.4f  accuracy %.4f  error %.2f%%  (%s on %s, %s)"
               % (loss, accuracy, 100.0 * (1.0 - accuracy), s.model, s.dataset, prefix))
         sys.stdout.flush()
-        results = {"checkpoint": prefix, "model": s.model, "dataset": s.dataset,
+        results = {"checkpoint": prefix, "checkpoint_sha256": digest,
+                   "version": RESULTS_VERSION, "batch_norm": batch_norm, "model": s.model, "dataset": s.dataset,
                    "test_loss": loss, "test_accuracy": accuracy, "test_error": 1.0 - accuracy}
         if args.flatness:
             results["flatness"] = measure_flatness(prefix, s, record_dir, args, start)

@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+import evaluate
 from analysis.report import write_atomically
 from training import checkpoint_files
 from training import exits
@@ -179,20 +180,25 @@ class Study(object):
         return "\nDiverged (NaN or infinite loss or weights), so not in the table: %s.\n" % ", ".join(names)
 
     def flatness(self, runs, flags, measure=True):
-        """Run evaluate.py --flatness (with ``flags``) on the final model of every run of ``runs`` that has no
-        result yet (none when not ``measure``); return {run: its results} of the runs that have one, read
-        from ``flatness/RUN.json``."""
+        """Run evaluate.py --flatness (with ``flags``) on the final model of every run of ``runs`` without a
+        current result (none when not ``measure``); return {run: its results} of the runs that have one,
+        read from ``flatness/RUN.json``. A result is current when evaluate.py's rules and the run's newest
+        save are those it was measured with (``is_current``): one left from a run since trained again, or
+        from an older evaluate.py, is measured again, and never reported."""
         results = {}
         for run in runs:
-            path = os.path.join(self.flatness_dir, run + ".json")
-            if measure and not os.path.exists(path):
+            path, run_dir = os.path.join(self.flatness_dir, run + ".json"), os.path.join(self.ckpt, run)
+            if measure and not is_current(read_json(path), run_dir):
                 with exclusive(os.path.join(self.flatness_dir, run + ".lock")):  # a --report-only beside
-                    if not os.path.exists(path):  # unless the other process measured it meanwhile
-                        self.stage("flatness-" + run, ["evaluate.py", os.path.join(self.ckpt, run), "--json", path]
-                                   + flags)
-            if os.path.exists(path):
-                with open(path) as f:
-                    results[run] = json.load(f)
+                    found = read_json(path)
+                    if not is_current(found, run_dir):  # unless the other process measured it meanwhile
+                        if found is not None:
+                            print("flatness-%s: the result on record was measured on another checkpoint or by another "
+                                  "version of evaluate.py: measuring again" % run, flush=True)
+                        self.stage("flatness-" + run, ["evaluate.py", run_dir, "--json", path] + flags)
+            found = read_json(path)
+            if is_current(found, run_dir):
+                results[run] = found
         return results
 
     def check_readme(self, section):
@@ -268,6 +274,25 @@ def _exit_if_stopped(signum):
     if signum is not None:
         print("stopped: run the same command again to go on", file=sys.stderr, flush=True)
         sys.exit(exits.EXIT_STATUS[signum])
+
+
+def read_json(path):
+    """Return the JSON in ``path``, or None when there is no such file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def is_current(result, run_dir):
+    """Return whether ``result`` (evaluate.py --json, or None) was measured under evaluate.py's present
+    rules (its RESULTS_VERSION) on the newest complete save of ``run_dir``, as that save is now."""
+    if result is None or result.get("version") != evaluate.RESULTS_VERSION:
+        return False
+    saves = [p for p in checkpoint_files.newest_first(run_dir) if checkpoint_files.missing_files(p) is None]
+    return (bool(saves) and os.path.basename(result["checkpoint"]) == os.path.basename(saves[0])
+            and result.get("checkpoint_sha256") == checkpoint_files.digest(saves[0]))
 
 
 def checkpoint_step(run_dir):

@@ -3,6 +3,7 @@ checkpoint's bytes untouched, deterministic with --seed, the run's Langevin sett
 training loss on the fixed batch checked against the test evaluation of the very same images, and a
 filter-normalised Hessian that does not see a rescaling of filters feeding batch norm."""
 import contextlib
+import glob
 import hashlib
 import io
 import json
@@ -125,6 +126,23 @@ def rescale_filters(prefix, layer, factors):
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             tf.train.Saver(variables).save(sess, prefix, write_meta_graph=False, write_state=False)
+
+
+def test_the_json_names_the_checkpoint_by_its_bytes_and_the_rules_that_measured_it(run, measured, tmp_path):
+    result = measured[0]
+    prefix = result["checkpoint"]
+    files = [prefix + ".index"] + sorted(glob.glob(prefix + ".data-*"))
+    assert len(files) == 2
+    contents = b""
+    for path in files:
+        with open(path, "rb") as f:
+            contents += f.read()
+    assert result["checkpoint_sha256"] == hashlib.sha256(contents).hexdigest()
+    assert result["version"] == evaluate.RESULTS_VERSION
+    # 3 outer steps of 16 images on 48: an evaluation after each, each reading bn_reestimate_batches = 2
+    # batches, so the final one's pass starts at batch 4 of the stream.
+    assert result["batch_norm"] == {"batches": 2, "start_batch": 4}
+    assert flatness_json(run, tmp_path, "--set", "bn_reestimate=false")[0]["batch_norm"] is None
 
 
 def test_rescaling_filters_before_batch_norm_moves_the_raw_eigenvalues_only(run, measured, tmp_path):

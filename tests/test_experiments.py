@@ -1,5 +1,6 @@
 """experiments/: the runner's stage process (one stop signal passed on, output kept), its timings and
 checkpoint reading, and the MNIST protocol's plan and step counts against the authors' arithmetic."""
+import hashlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 
+import evaluate
 from analysis.events import Run, Series
 from event_fixtures import write_run
 from experiments import claims, mnist_protocol, runner
@@ -408,6 +410,26 @@ def test_the_readme_section_is_rewritten_between_its_lines_and_the_rest_kept(tmp
     assert readme.read_text() == "# S\n<!-- results -->\nno end\n"  # left as it was
 
 
+def write_save(run_dir, step, data=b"weights"):
+    """Write a one-shard save of outer step ``step`` into ``run_dir`` (bytes, not tensors: the runner only
+    lists and hashes a save's files) and list it in the state file; return the SHA-256 of its files."""
+    os.makedirs(run_dir, exist_ok=True)
+    index = b"index of step %d" % step
+    with open(os.path.join(run_dir, "model-%d.index" % step), "wb") as f:
+        f.write(index)
+    with open(os.path.join(run_dir, "model-%d.data-00000-of-00001" % step), "wb") as f:
+        f.write(data)
+    with open(os.path.join(run_dir, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "model-%d"\n' % step)
+    return hashlib.sha256(index + data).hexdigest()
+
+
+def measured_result(run_dir, step, digest, version=evaluate.RESULTS_VERSION, **numbers):
+    """Return an evaluate.py --json result of the save of ``step`` in ``run_dir`` with SHA-256 ``digest``."""
+    return dict(checkpoint=os.path.join(run_dir, "model-%d" % step), checkpoint_sha256=digest, version=version,
+                **numbers)
+
+
 def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_path):
     # LeNet's three main configurations finished for seed 1 (test error at effective epochs 60, 80, 100);
     # Adam's seed 2 diverged. Every other run of the plan for seeds 1 and 2 has not started.
@@ -420,15 +442,14 @@ def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_
         write_run(study.logs, name, 1.0, 1.0, {20: 1.0, 60: 0.5, 80: 0.4, 100: 0.3},
                   {60: at_60, 80: at_80, 100: at_100})
         total = mnist_protocol.total_steps(C("lenet", recipe, 1), 60000)
-        os.makedirs(os.path.join(study.ckpt, name))
-        with open(os.path.join(study.ckpt, name, "checkpoint"), "w") as f:
-            f.write('model_checkpoint_path: "model-%d"\n' % total)
+        digest = write_save(os.path.join(study.ckpt, name), total)
         study.timings.add(name, 600.0, total)
         sharpest = {"sgd": 7.0, "adam": 6.0, "esgd": 5.0}[recipe]
         flatness = {"hessian_top": [3.0, 2.0, 1.0], "hessian_top_normalised": [sharpest, 2.0, 1.0],
                     "train_loss": 0.1, "local_entropy": {"x_mu_norm": 0.5, "inner_loss": 0.09}}
         with open(os.path.join(study.flatness_dir, name + ".json"), "w") as f:
-            json.dump({"test_error": at_100, "flatness": flatness}, f)
+            json.dump(measured_result(os.path.join(study.ckpt, name), total, digest, test_error=at_100,
+                                      flatness=flatness), f)
     # Parle (100 effective epochs per replica) and SGD x3 (300) finished for seed 1, at equal compute.
     for config, test in ((C("lenet", "parle-n3", 1), {60: 0.1, 80: 0.095, 100: 0.09}),
                          (C("lenet", "sgd", 3), {180: 0.1, 240: 0.095, 300: 0.091})):
@@ -498,17 +519,49 @@ def test_a_second_study_is_refused_with_one_line_naming_the_first_and_logs_nothi
 
 def test_a_run_measured_by_another_process_meanwhile_is_not_measured_again(tmp_path, monkeypatch):
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    digest = write_save(os.path.join(study.ckpt, "r"), 10)
     monkeypatch.setattr(runner, "_run", lambda *args: pytest.fail("measured twice"))
     found = []
     other = threading.Thread(target=lambda: found.append(study.flatness(["r"], [])))
+    result = measured_result(os.path.join(study.ckpt, "r"), 10, digest, test_error=0.1)
     with runner.exclusive(os.path.join(study.flatness_dir, "r.lock")):  # a --report-only measuring r
         other.start()
         other.join(0.5)
         assert other.is_alive()
         with open(os.path.join(study.flatness_dir, "r.json"), "w") as f:
-            json.dump({"test_error": 0.1}, f)
+            json.dump(result, f)
     other.join(5)
-    assert found == [{"r": {"test_error": 0.1}}]
+    assert found == [{"r": result}]
+
+
+def test_a_result_of_a_replaced_checkpoint_or_of_another_evaluate_version_is_measured_again(tmp_path, monkeypatch,
+                                                                                            capsys):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    run_dir, path = os.path.join(study.ckpt, "r"), os.path.join(study.flatness_dir, "r.json")
+    measured = []
+
+    def measure(argv, *_):  # evaluate.py on the save that is newest now
+        assert argv[:4] == ["evaluate.py", run_dir, "--json", path]
+        measured.append(step)
+        with open(path, "w") as f:
+            json.dump(measured_result(run_dir, step, digest, test_error=0.1 * len(measured)), f)
+        return 0, None
+
+    monkeypatch.setattr(runner, "_run", measure)
+    step, digest = 10, write_save(run_dir, 10)
+    with open(path, "w") as f:  # measured by the evaluate.py before results had a version
+        json.dump({"checkpoint": os.path.join(run_dir, "model-10"), "test_error": 0.5}, f)
+    assert study.flatness(["r"], [], measure=False) == {}  # never reported
+    assert study.flatness(["r"], [])["r"]["test_error"] == 0.1
+    assert "r: the result on record was measured on another checkpoint or by another version" in capsys.readouterr().out
+    assert study.flatness(["r"], [])["r"]["test_error"] == 0.1 and measured == [10]  # current: kept
+    digest = write_save(run_dir, 10, b"trained again")  # the same step, other weights
+    assert study.flatness(["r"], [])["r"]["test_error"] == pytest.approx(0.2)
+    step, digest = 20, write_save(run_dir, 20)  # trained further
+    assert study.flatness(["r"], [])["r"]["test_error"] == pytest.approx(0.3)
+    with open(path, "w") as f:
+        json.dump(measured_result(run_dir, 20, digest, version=evaluate.RESULTS_VERSION + 1), f)
+    assert study.flatness(["r"], [])["r"]["test_error"] == pytest.approx(0.4) and measured == [10, 10, 20, 20]
 
 
 def test_a_report_that_fails_between_runs_leaves_the_training_to_go_on(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ are intact shows only when it is read (``Checkpoints.restore_newest``, ``checkpo
 """
 import collections
 import glob
+import hashlib
 import os
 import re
 
@@ -84,14 +85,30 @@ def resume_candidates(run_dir):
     return sorted(saves, key=lambda path: -int(path.rsplit("-", 1)[1]))
 
 
+def _shards(path):
+    """Return the data shards of checkpoint prefix ``path`` on disk, in name order."""
+    return sorted(glob.glob(glob.escape(path) + ".data-?????-of-?????"))
+
+
 def missing_files(path):
     """Return why checkpoint prefix ``path`` cannot be restored for want of files, or None if they are there."""
     if not os.path.isfile(path + ".index"):
         return "its .index file is missing"
-    shards = [re.search(r"-of-(\d{5})$", name) for name in glob.glob(glob.escape(path) + ".data-?????-of-?????")]
+    shards = [re.search(r"-of-(\d{5})$", name) for name in _shards(path)]
     if not shards or len(shards) != int(shards[0].group(1)):
         return "its .data file is missing"
     return None
+
+
+def digest(path):
+    """Return the SHA-256 of the files of the complete save ``path`` (its index, then its data shards in
+    name order): it changes when any saved tensor does, so a result recorded with it names its model."""
+    sha = hashlib.sha256()
+    for name in [path + ".index"] + _shards(path):
+        with open(name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                sha.update(chunk)
+    return sha.hexdigest()
 
 
 def tidy(folder, keep, readable):

@@ -28,7 +28,8 @@ the loss is a deterministic function of the weights:
 
 ``--json PATH`` also writes every number printed (atomically), with what they were measured on: the
 SHA-256 of the checkpoint's files, the batch-norm pass (``batch_norm``: its batches and first batch, or
-null for moving averages) and ``version``, the RESULTS_VERSION of the rules that computed them.
+null for moving averages), the options given (``options``) and ``version``, the RESULTS_VERSION of the
+rules that computed them.
 """
 import glob
 import os
@@ -48,7 +49,9 @@ from training.dataset import prepare_records, record_info
 
 PROG = "evaluate.py"
 # How evaluate.py computes its numbers, recorded in --json: raise it with any change that gives other
-# numbers for the same checkpoint (experiments/runner.py measures a result of another version again).
+# numbers for the same checkpoint and options, here or in what it calls (training.evaluation_graph,
+# schedule.bn_start_batch, analysis.hessian, analysis.local_entropy, the models); experiments/runner.py
+# measures a result of another version again.
 # 2: batch norm re-estimated for every optimizer, on the batches of the run's own evaluation.
 RESULTS_VERSION = 2
 
@@ -84,13 +87,26 @@ def parse_args(argv):
     return p, args
 
 
+def measurement_options(args):
+    """Return the options of parsed ``args`` that decide the numbers (all but the checkpoint's path and
+    --json), as recorded in --json."""
+    return {k: v for k, v in vars(args).items() if k not in ("path", "json")}
+
+
+def saved_settings(folder, keys=None):
+    """Return the settings dict of config_train, then of the run's settings.json in ``folder`` (its
+    ``keys`` only, when given)."""
+    values = settings.config_defaults(config_train)
+    saved = checkpoints.read_settings(folder) or {}
+    values.update({k: v for k, v in saved.items() if keys is None or k in keys})
+    return values
+
+
 def evaluation_settings(parser, args, folder):
     """Return the settings namespace: config_train, then the run's settings.json, then the flags. What is
     taken from the run: the settings marked EVALUATE (its model, its data and the batch-norm pass) and
     FLATNESS (the Langevin loop of the local-entropy estimate) in training.schema."""
-    values = settings.config_defaults(config_train)
-    saved = checkpoints.read_settings(folder) or {}
-    values.update({k: saved[k] for k in schema.keys(schema.EVALUATE, schema.FLATNESS) if k in saved})
+    values = saved_settings(folder, schema.keys(schema.EVALUATE, schema.FLATNESS))
     try:
         settings.apply_overrides(values, args.set)
     except ValueError as e:
@@ -110,9 +126,7 @@ def evaluation_settings(parser, args, folder):
 def run_settings(folder):
     """Return the run's own settings: config_train, then all of its settings.json, without the flags (a
     ``--set L=20`` for the local-entropy estimate does not change where its evaluations read)."""
-    values = settings.config_defaults(config_train)
-    values.update(checkpoints.read_settings(folder) or {})
-    return types.SimpleNamespace(**values)
+    return types.SimpleNamespace(**saved_settings(folder))
 
 
 def bn_start(prefix, s, train_size):
@@ -268,14 +282,17 @@ def main(argv=None):
     except (ValueError, DataError) as e:  # a damaged settings.json, data that cannot be prepared
         return settings.fail(PROG, str(e))
     try:
-        digest = checkpoint_files.digest(prefix)  # first: replaced meanwhile, the save no longer matches it
+        # hashed before it is read: a save replaced meanwhile leaves the old one's digest, which the
+        # study runner then finds out of date and measures again
+        digest = checkpoint_files.digest(prefix)
         start = bn_start(prefix, run_settings(folder), record_info(record_dir).train_size)
         loss, accuracy, batch_norm = evaluate_checkpoint(prefix, s, record_dir, start)
         print("test loss %.4f  accuracy %.4f  error %.2f%%  (%s on %s, %s)"
               % (loss, accuracy, 100.0 * (1.0 - accuracy), s.model, s.dataset, prefix))
         sys.stdout.flush()
         results = {"checkpoint": prefix, "checkpoint_sha256": digest,
-                   "version": RESULTS_VERSION, "batch_norm": batch_norm, "model": s.model, "dataset": s.dataset,
+                   "version": RESULTS_VERSION, "options": measurement_options(args), "batch_norm": batch_norm,
+                   "model": s.model, "dataset": s.dataset,
                    "test_loss": loss, "test_accuracy": accuracy, "test_error": 1.0 - accuracy}
         if args.flatness:
             results["flatness"] = measure_flatness(prefix, s, record_dir, args, start)

@@ -297,9 +297,9 @@ PARLE_AXIS = ("\n\nParle's curve is drawn per replica, so it ends at 100 effecti
 
 def report(study, seeds, train_size, measure_flatness):
     """Write the results of the runs finished so far into the results README's generated section (and
-    print it first): the test-error tables and figures, the flatness of the runs measured (measuring those
-    not yet measured when ``measure_flatness``), and the claims they decide. The figures' x axis is
-    compare.py's: effective epochs per replica for Parle."""
+    print it first): the test-error tables and figures, the flatness of the runs with an up-to-date
+    result (measuring the others when ``measure_flatness``: Study.flatness), and the claims they decide.
+    The figures' x axis is compare.py's: effective epochs per replica for Parle."""
     blocks = [("Test error", "errors", MAIN, seeds),
               ("Parle at equal compute (LeNet)", "equal-compute", EQUAL_COMPUTE,
                [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
@@ -364,10 +364,12 @@ def parse_args(argv):
                         "Debian's dataset-fashion-mnist package)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
     p.add_argument("--report-only", action="store_true",
-                   help="train nothing; report the runs finished so far (measuring the flatness of those not yet "
-                        "measured, beside any study running, unless --skip-flatness)")
+                   help="train nothing; report the runs finished so far (measuring the flatness of those without "
+                        "an up-to-date result, beside any study running, unless --skip-flatness)")
     p.add_argument("--skip-flatness", action="store_true",
-                   help="measure no flatness (half a minute a model); the report shows those already measured")
+                   help="measure no flatness (half a minute a model); the report shows the up-to-date results "
+                        "(measured on the run's present final save, with the study's flags, by the present "
+                        "evaluate.py)")
     return p.parse_args(argv)
 
 

@@ -181,25 +181,40 @@ class Study(object):
 
     def flatness(self, runs, flags, measure=True):
         """Run evaluate.py --flatness (with ``flags``) on the final model of every run of ``runs`` without a
-        current result (none when not ``measure``); return {run: its results} of the runs that have one,
-        read from ``flatness/RUN.json``. A result is current when evaluate.py's rules and the run's newest
-        save are those it was measured with (``is_current``): one left from a run since trained again, or
-        from an older evaluate.py, is measured again, and never reported."""
+        current result (none when not ``measure``); return {run: its result} of the runs that have one,
+        read from ``flatness/RUN.json``. A result out of date (``current_result``: of a run since trained
+        again or further, or measured with other flags or rules) is measured again, and never reported."""
+        options = evaluate.measurement_options(evaluate.parse_args([self.ckpt] + flags)[1])
         results = {}
         for run in runs:
             path, run_dir = os.path.join(self.flatness_dir, run + ".json"), os.path.join(self.ckpt, run)
-            if measure and not is_current(read_json(path), run_dir):
-                with exclusive(os.path.join(self.flatness_dir, run + ".lock")):  # a --report-only beside
-                    found = read_json(path)
-                    if not is_current(found, run_dir):  # unless the other process measured it meanwhile
-                        if found is not None:
-                            print("flatness-%s: the result on record was measured on another checkpoint or by another "
-                                  "version of evaluate.py: measuring again" % run, flush=True)
-                        self.stage("flatness-" + run, ["evaluate.py", run_dir, "--json", path] + flags)
-            found = read_json(path)
-            if is_current(found, run_dir):
-                results[run] = found
+            result = current_result(path, run_dir, options)
+            if result is None and measure:
+                result = self._measure_flatness(run, path, run_dir, flags, options)
+            elif result is None and os.path.exists(path):
+                print("flatness-%s: its result is out of date, so not reported: a report that measures "
+                      "will measure it again" % run, flush=True)
+            if result is not None:
+                results[run] = result
         return results
+
+    def _measure_flatness(self, run, path, run_dir, flags, options):
+        """Measure run ``run``'s flatness into ``path`` unless another process (a --report-only) did
+        meanwhile; return the result, or None, with a line saying so, when it is still out of date (the
+        newest save could not be read, and evaluate.py measured an older one)."""
+        with exclusive(os.path.join(self.flatness_dir, run + ".lock")):
+            result = current_result(path, run_dir, options)
+            if result is None:
+                if os.path.exists(path):
+                    print("flatness-%s: the result on record is out of date (another checkpoint, other flags "
+                          "or another version of evaluate.py): measuring again" % run, flush=True)
+                self.stage("flatness-" + run, ["evaluate.py", run_dir, "--json", path] + flags)
+                result = current_result(path, run_dir, options)
+                if result is None:
+                    print("flatness-%s: evaluate.py did not measure the run's newest save (see %s), so it is "
+                          "not reported" % (run, os.path.join(self.stage_logs, "flatness-%s.log" % run)),
+                          file=sys.stderr, flush=True)
+        return result
 
     def check_readme(self, section):
         """Raise ReadmeError when the results README exists without the lines of ``section`` (``fill_readme``
@@ -276,23 +291,22 @@ def _exit_if_stopped(signum):
         sys.exit(exits.EXIT_STATUS[signum])
 
 
-def read_json(path):
-    """Return the JSON in ``path``, or None when there is no such file."""
+def current_result(path, run_dir, options):
+    """Return the evaluate.py --json result in ``path`` when it is current: measured under evaluate.py's
+    present rules (RESULTS_VERSION) with ``options`` (evaluate.measurement_options), on the newest complete
+    save of ``run_dir`` as that save is now. Else None: no file, an unreadable one, or out of date."""
     try:
         with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-
-
-def is_current(result, run_dir):
-    """Return whether ``result`` (evaluate.py --json, or None) was measured under evaluate.py's present
-    rules (its RESULTS_VERSION) on the newest complete save of ``run_dir``, as that save is now."""
-    if result is None or result.get("version") != evaluate.RESULTS_VERSION:
-        return False
-    saves = [p for p in checkpoint_files.newest_first(run_dir) if checkpoint_files.missing_files(p) is None]
-    return (bool(saves) and os.path.basename(result["checkpoint"]) == os.path.basename(saves[0])
-            and result.get("checkpoint_sha256") == checkpoint_files.digest(saves[0]))
+            result = json.load(f)
+        if result.get("version") != evaluate.RESULTS_VERSION or result.get("options") != options:
+            return None
+        saves = [p for p in checkpoint_files.newest_first(run_dir) if checkpoint_files.missing_files(p) is None]
+        if (saves and os.path.basename(result["checkpoint"]) == os.path.basename(saves[0])
+                and result["checkpoint_sha256"] == checkpoint_files.digest(saves[0])):
+            return result
+    except (OSError, ValueError):  # a save removed while hashed (a resuming train.py tidies), a damaged file
+        pass
+    return None
 
 
 def checkpoint_step(run_dir):

@@ -142,7 +142,14 @@ def test_the_json_names_the_checkpoint_by_its_bytes_and_the_rules_that_measured_
     # 3 outer steps of 16 images on 48: an evaluation after each, each reading bn_reestimate_batches = 2
     # batches, so the final one's pass starts at batch 4 of the stream.
     assert result["batch_norm"] == {"batches": 2, "start_batch": 4}
-    assert flatness_json(run, tmp_path, "--set", "bn_reestimate=false")[0]["batch_norm"] is None
+    assert result["options"] == {"dataset": None, "model": None, "data_dir": str(run[1]), "set": [], "flatness": True,
+                                 "flatness_batch": 16, "hessian_k": 2, "hessian_iters": 6, "seed": 0}
+    path = tmp_path / "moving.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert evaluate.main([str(run[0]), "--data-dir", str(run[1]), "--set", "bn_reestimate=false",
+                              "--json", str(path)]) == 0
+    moving = json.loads(path.read_text())
+    assert moving["batch_norm"] is None and moving["options"]["set"] == ["bn_reestimate=false"]
 
 
 def test_rescaling_filters_before_batch_norm_moves_the_raw_eigenvalues_only(run, measured, tmp_path):

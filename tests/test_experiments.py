@@ -421,13 +421,24 @@ def write_save(run_dir, step, data=b"weights"):
         f.write(data)
     with open(os.path.join(run_dir, "checkpoint"), "w") as f:
         f.write('model_checkpoint_path: "model-%d"\n' % step)
-    return hashlib.sha256(index + data).hexdigest()
+    return save_digest(run_dir, step)
 
 
-def measured_result(run_dir, step, digest, version=evaluate.RESULTS_VERSION, **numbers):
-    """Return an evaluate.py --json result of the save of ``step`` in ``run_dir`` with SHA-256 ``digest``."""
+def save_digest(run_dir, step):
+    """Return the SHA-256 of the index, then the data, of ``write_save``'s save of ``step`` as on disk."""
+    contents = b""
+    for name in ("model-%d.index" % step, "model-%d.data-00000-of-00001" % step):
+        with open(os.path.join(run_dir, name), "rb") as f:
+            contents += f.read()
+    return hashlib.sha256(contents).hexdigest()
+
+
+def measured_result(run_dir, step, digest, flags=(), version=evaluate.RESULTS_VERSION, **numbers):
+    """Return an evaluate.py --json result of the save of ``step`` in ``run_dir`` with SHA-256 ``digest``,
+    measured with ``flags``."""
+    options = evaluate.measurement_options(evaluate.parse_args([run_dir] + list(flags))[1])
     return dict(checkpoint=os.path.join(run_dir, "model-%d" % step), checkpoint_sha256=digest, version=version,
-                **numbers)
+                options=options, **numbers)
 
 
 def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_path):
@@ -448,8 +459,8 @@ def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_
         flatness = {"hessian_top": [3.0, 2.0, 1.0], "hessian_top_normalised": [sharpest, 2.0, 1.0],
                     "train_loss": 0.1, "local_entropy": {"x_mu_norm": 0.5, "inner_loss": 0.09}}
         with open(os.path.join(study.flatness_dir, name + ".json"), "w") as f:
-            json.dump(measured_result(os.path.join(study.ckpt, name), total, digest, test_error=at_100,
-                                      flatness=flatness), f)
+            json.dump(measured_result(os.path.join(study.ckpt, name), total, digest, mnist_protocol.FLATNESS_FLAGS,
+                                      test_error=at_100, flatness=flatness), f)
     # Parle (100 effective epochs per replica) and SGD x3 (300) finished for seed 1, at equal compute.
     for config, test in ((C("lenet", "parle-n3", 1), {60: 0.1, 80: 0.095, 100: 0.09}),
                          (C("lenet", "sgd", 3), {180: 0.1, 240: 0.095, 300: 0.091})):
@@ -534,34 +545,60 @@ def test_a_run_measured_by_another_process_meanwhile_is_not_measured_again(tmp_p
     assert found == [{"r": result}]
 
 
-def test_a_result_of_a_replaced_checkpoint_or_of_another_evaluate_version_is_measured_again(tmp_path, monkeypatch,
-                                                                                            capsys):
-    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
-    run_dir, path = os.path.join(study.ckpt, "r"), os.path.join(study.flatness_dir, "r.json")
-    measured = []
+class FakeEvaluate(object):
+    """evaluate.py as a stage of ``study``: writes run ``r``'s result of the save of ``step`` (a test error
+    counting the measurements) and records the step measured."""
 
-    def measure(argv, *_):  # evaluate.py on the save that is newest now
-        assert argv[:4] == ["evaluate.py", run_dir, "--json", path]
-        measured.append(step)
-        with open(path, "w") as f:
-            json.dump(measured_result(run_dir, step, digest, test_error=0.1 * len(measured)), f)
+    def __init__(self, study, step):
+        self.run_dir, self.path = os.path.join(study.ckpt, "r"), os.path.join(study.flatness_dir, "r.json")
+        self.step, self.measured = step, []
+
+    def __call__(self, argv, *_):
+        assert argv[:4] == ["evaluate.py", self.run_dir, "--json", self.path]
+        self.measured.append(self.step)
+        digest = save_digest(self.run_dir, self.step)
+        with open(self.path, "w") as f:
+            json.dump(measured_result(self.run_dir, self.step, digest, argv[4:], test_error=len(self.measured)), f)
         return 0, None
 
-    monkeypatch.setattr(runner, "_run", measure)
-    step, digest = 10, write_save(run_dir, 10)
-    with open(path, "w") as f:  # measured by the evaluate.py before results had a version
-        json.dump({"checkpoint": os.path.join(run_dir, "model-10"), "test_error": 0.5}, f)
-    assert study.flatness(["r"], [], measure=False) == {}  # never reported
-    assert study.flatness(["r"], [])["r"]["test_error"] == 0.1
-    assert "r: the result on record was measured on another checkpoint or by another version" in capsys.readouterr().out
-    assert study.flatness(["r"], [])["r"]["test_error"] == 0.1 and measured == [10]  # current: kept
-    digest = write_save(run_dir, 10, b"trained again")  # the same step, other weights
-    assert study.flatness(["r"], [])["r"]["test_error"] == pytest.approx(0.2)
-    step, digest = 20, write_save(run_dir, 20)  # trained further
-    assert study.flatness(["r"], [])["r"]["test_error"] == pytest.approx(0.3)
-    with open(path, "w") as f:
-        json.dump(measured_result(run_dir, 20, digest, version=evaluate.RESULTS_VERSION + 1), f)
-    assert study.flatness(["r"], [])["r"]["test_error"] == pytest.approx(0.4) and measured == [10, 10, 20, 20]
+
+def test_a_result_out_of_date_is_measured_again_and_never_reported(tmp_path, monkeypatch, capsys):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    fake = FakeEvaluate(study, 10)
+    monkeypatch.setattr(runner, "_run", fake)
+    write_save(fake.run_dir, 10)
+    with open(fake.path, "w") as f:  # measured by the evaluate.py before results had a version
+        json.dump({"checkpoint": os.path.join(fake.run_dir, "model-10"), "test_error": 0.5}, f)
+    assert study.flatness(["r"], [], measure=False) == {}
+    assert "flatness-r: its result is out of date, so not reported" in capsys.readouterr().out
+    assert study.flatness(["r"], [])["r"]["test_error"] == 1
+    assert "flatness-r: the result on record is out of date" in capsys.readouterr().out
+    assert study.flatness(["r"], [])["r"]["test_error"] == 1 and fake.measured == [10]  # up to date: kept
+    write_save(fake.run_dir, 10, b"trained again")  # the same step, other weights
+    assert study.flatness(["r"], [], measure=False) == {}
+    assert study.flatness(["r"], [])["r"]["test_error"] == 2
+    fake.step = 20
+    write_save(fake.run_dir, 20)  # trained further
+    assert study.flatness(["r"], [])["r"]["test_error"] == 3
+    assert study.flatness(["r"], ["--seed", "1"])["r"]["test_error"] == 4  # other flags
+    assert study.flatness(["r"], ["--seed", "1"])["r"]["test_error"] == 4
+    with open(fake.path) as f:
+        result = json.load(f)
+    with open(fake.path, "w") as f:
+        json.dump(dict(result, version=evaluate.RESULTS_VERSION + 1), f)
+    assert study.flatness(["r"], ["--seed", "1"])["r"]["test_error"] == 5 and fake.measured == [10, 10, 20, 20, 20]
+
+
+def test_a_result_of_an_older_save_than_the_newest_is_not_reported_and_says_why(tmp_path, monkeypatch, capsys):
+    # evaluate.py measured model-10: model-20, complete on disk, could not be read
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    fake = FakeEvaluate(study, 10)
+    monkeypatch.setattr(runner, "_run", fake)
+    write_save(fake.run_dir, 10)
+    write_save(fake.run_dir, 20)
+    assert study.flatness(["r"], []) == {} and fake.measured == [10]
+    err = capsys.readouterr().err
+    assert "flatness-r: evaluate.py did not measure the run's newest save (see " in err and err.count("\n") == 1
 
 
 def test_a_report_that_fails_between_runs_leaves_the_training_to_go_on(tmp_path, monkeypatch):

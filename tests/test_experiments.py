@@ -629,6 +629,24 @@ def test_a_report_that_fails_between_runs_leaves_the_training_to_go_on(tmp_path,
     assert "the report failed (status 2): training goes on" in log
 
 
+def test_the_same_protocol_runs_on_mnist_in_a_study_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "EXPERIMENTS", str(tmp_path))
+    stages, trained = [], []
+    monkeypatch.setattr(runner, "_run", lambda argv, *_: stages.append(argv) or (0, None))
+    monkeypatch.setattr(runner.Study, "train", lambda study, run, flags, total, finished: trained.append(
+        (study.runs, run, flags)))
+    monkeypatch.setattr(mnist_protocol, "report", lambda *args, **kwargs: None)
+    meta = tmp_path / "runs" / "mnist-protocol-mnist" / "datasets" / "mnist" / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text('{"train_size": 60000}')
+    assert mnist_protocol.main(["-d", "mnist", "--seeds", "1"]) == 0
+    assert stages == [["-m", "data", "--dataset", "mnist", "--data-dir", str(meta.parent.parent)]]
+    assert [run for _, run, _ in trained] == [mnist_protocol.run_name(c, 1) for c in mnist_protocol.MAIN
+                                              + mnist_protocol.EQUAL_COMPUTE]
+    for runs, _, flags in trained:
+        assert runs == str(tmp_path / "runs" / "mnist-protocol-mnist") and flags[:2] == ["-d", "mnist"]
+
+
 def test_a_report_only_runs_beside_a_study_that_another_process_trains(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "EXPERIMENTS", str(tmp_path))
     holder = subprocess.Popen(  # another process trains the study: it holds the study's lock

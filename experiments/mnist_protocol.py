@@ -334,8 +334,7 @@ def report(study, seeds, train_size, measure_flatness):
             groups = collections.OrderedDict((config_name(c), list(ns.values())) for c, ns in measured.items())
             parts += ["Flatness of the final models:", runner.flatness_table(results, groups)]
             sharpness.update({c: {s: results[n]["flatness"]["hessian_top_normalised"][0] for s, n in ns.items()}
-                              for c, ns in measured.items()
-                              if all("hessian_top_normalised" in results[n]["flatness"] for n in ns.values())})
+                              for c, ns in measured.items()})
     found = protocol_claims(loaded, sharpness, diverged)
     if found:
         parts += ["### Claims", claims.table(found)]

@@ -304,8 +304,8 @@ def current_result(path, run_dir, options):
         if (saves and os.path.basename(result["checkpoint"]) == os.path.basename(saves[0])
                 and result["checkpoint_sha256"] == checkpoint_files.digest(saves[0])):
             return result
-    except (OSError, ValueError):  # a save removed while hashed (a resuming train.py tidies), a damaged file
-        pass
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass  # a save removed while hashed (a resuming train.py tidies), a damaged file, not evaluate.py's
     return None
 
 
@@ -445,17 +445,19 @@ def cell(values, digits, sign=False):
 
 def flatness_table(results, groups):
     """Return the Markdown flatness table of ``results`` ({run: evaluate.py --flatness JSON}): one row per
-    configuration of ``groups`` ({configuration: [run names]}), mean ± std over its runs; "–" where a result
-    predates the filter-normalised Hessian."""
+    configuration of ``groups`` ({configuration: [run names]}), mean ± std over its runs that have a
+    result (Study.flatness leaves out one it could not measure up to date); none for a configuration
+    without any."""
     lines = ["| configuration | seeds | test error (%) | f(x) on the batch | Hessian λ1 | λ2 | λ3 "
              "| normalised λ1 | λ2 | λ3 | ‖x − μ‖ | mean Langevin loss − f(x) |",
              "|---|" + "---:|" * 11]
     for config, names in groups.items():
-        rows = [results[n] for n in names]
+        rows = [results[n] for n in names if n in results]
+        if not rows:
+            continue
         flat = [r["flatness"] for r in rows]
         top = [cell([f["hessian_top"][i] for f in flat], 2) for i in range(3)]
-        normalised = [cell([f["hessian_top_normalised"][i] for f in flat], 2)
-                      if all("hessian_top_normalised" in f for f in flat) else "–" for i in range(3)]
+        normalised = [cell([f["hessian_top_normalised"][i] for f in flat], 2) for i in range(3)]
         lines.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
             config, len(rows), cell([100 * r["test_error"] for r in rows], 2),
             cell([f["train_loss"] for f in flat], 4), " | ".join(top), " | ".join(normalised),

@@ -19,6 +19,7 @@ import evaluate
 import train_fixtures as fx
 from data import records
 from data.datasets import FASHION_MNIST
+from experiments import runner
 from tfcompat import tf
 from training import checkpoint_files
 
@@ -150,6 +151,17 @@ def test_the_json_names_the_checkpoint_by_its_bytes_and_the_rules_that_measured_
                               "--json", str(path)]) == 0
     moving = json.loads(path.read_text())
     assert moving["batch_norm"] is None and moving["options"]["set"] == ["bn_reestimate=false"]
+
+
+def test_the_study_runner_takes_a_result_just_written_as_up_to_date_and_only_for_its_flags(run, tmp_path):
+    # as experiments.runner.Study.flatness runs it: evaluate.py RUN --json PATH FLAGS
+    flags, path = ["--data-dir", str(run[1]), "--seed", "3"], str(tmp_path / "r.json")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert evaluate.main([str(run[0]), "--json", path] + flags) == 0
+    options = evaluate.measurement_options(evaluate.parse_args(["elsewhere"] + flags)[1])
+    with open(path) as f:
+        assert runner.current_result(path, str(run[0]), options) == json.load(f)
+    assert runner.current_result(path, str(run[0]), dict(options, seed=4)) is None
 
 
 def test_rescaling_filters_before_batch_norm_moves_the_raw_eigenvalues_only(run, measured, tmp_path):

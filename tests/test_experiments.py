@@ -305,20 +305,21 @@ def test_protocol_recipes_are_the_authors(model):
     assert (esgd.esgd_outer_momentum, esgd.esgd_weight_decay) == (0, 0)
 
 
-def test_flatness_table_is_mean_and_std_per_configuration_and_marks_missing_measures():
-    def result(error, loss, top, normalised=None):
-        flat = {"train_loss": loss, "hessian_top": top, "local_entropy": {"x_mu_norm": 1.0, "inner_loss": loss + 0.5}}
-        if normalised is not None:
-            flat["hessian_top_normalised"] = normalised
-        return {"test_error": error, "flatness": flat}
+def test_flatness_table_is_mean_and_std_per_configuration_over_the_runs_measured():
+    def result(error, loss, top, normalised):
+        return {"test_error": error, "flatness": {"train_loss": loss, "hessian_top": top,
+                                                  "hessian_top_normalised": normalised,
+                                                  "local_entropy": {"x_mu_norm": 1.0, "inner_loss": loss + 0.5}}}
 
     results = {"a-seed1": result(0.10, 0.2, [3.0, 2.0, 1.0], [30.0, 20.0, 10.0]),
                "a-seed2": result(0.12, 0.4, [5.0, 2.0, 1.0], [50.0, 20.0, 10.0]),
-               "b-seed1": result(0.20, 0.3, [1.0, 1.0, 1.0])}
-    rows = runner.flatness_table(results, {"a": ["a-seed1", "a-seed2"], "b": ["b-seed1"]}).splitlines()[2:]
+               "b-seed1": result(0.20, 0.3, [1.0, 1.0, 1.0], [9.0, 8.0, 7.0])}
+    # b-seed2 and c-seed1 have no result (not measured up to date): left out, and c with it
+    rows = runner.flatness_table(results, {"a": ["a-seed1", "a-seed2"], "b": ["b-seed1", "b-seed2"],
+                                           "c": ["c-seed1"]}).splitlines()[2:]
     assert rows[0] == ("| a | 2 | 11.00 ± 1.41 | 0.3000 ± 0.1414 | 4.00 ± 1.41 | 2.00 ± 0.00 | 1.00 ± 0.00 "
                        "| 40.00 ± 14.14 | 20.00 ± 0.00 | 10.00 ± 0.00 | 1.000 ± 0.000 | +0.5000 ± 0.0000 |")
-    assert rows[1] == "| b | 1 | 20.00 | 0.3000 | 1.00 | 1.00 | 1.00 | – | – | – | 1.000 | +0.5000 |"
+    assert rows[1:] == ["| b | 1 | 20.00 | 0.3000 | 1.00 | 1.00 | 1.00 | 9.00 | 8.00 | 7.00 | 1.000 | +0.5000 |"]
 
 
 def test_time_left_borrows_a_rate_per_minibatch_not_per_outer_step(tmp_path):
@@ -645,6 +646,7 @@ def test_the_same_protocol_runs_on_mnist_in_a_study_of_its_own(tmp_path, monkeyp
                                               + mnist_protocol.EQUAL_COMPUTE]
     for runs, _, flags in trained:
         assert runs == str(tmp_path / "runs" / "mnist-protocol-mnist") and flags[:2] == ["-d", "mnist"]
+    assert "prepare-data" in (tmp_path / "results" / "mnist-protocol-mnist" / "log.txt").read_text()
 
 
 def test_a_report_only_runs_beside_a_study_that_another_process_trains(tmp_path, monkeypatch, capsys):

@@ -9,19 +9,23 @@ to ``experiments/results/<study>/``: the README's generated section (``fill_read
 
 Stopping: Ctrl-C or SIGTERM to the script is passed on, once, to the stage running (train.py saves a
 checkpoint and exits), and the script then exits with the signal's status (130, 143); a run stopped during
-its last step ends all the same, and is counted finished first. Run the same
-command again to go on: finished runs are skipped and a run with checkpoints is resumed with ``-rl``, so
-no more than the last checkpoint interval is lost. A training run that fails otherwise is logged as
-failed and the study goes on with the next (the next call tries it again); one that diverges (a NaN loss,
-train.py's status 3) is recorded in ``diverged.json`` and not tried again, since it would diverge again
-from the same checkpoint, and the report lists it. Any other stage that fails ends the script.
+its last step ends all the same, and is counted finished first. A script killed outright (SIGKILL, the
+out-of-memory killer) takes its stage with it: the kernel sends the stage SIGTERM (on Linux), so it saves.
+Run the same command again to go on: finished runs are skipped and a run with checkpoints is resumed with
+``-rl``, so no more than the last checkpoint interval is lost. A training run that fails otherwise is
+logged as failed and the study goes on with the next (the next call tries it again); one that diverges (a
+NaN loss, train.py's status 3) is recorded in ``diverged.json`` and not tried again, since it would
+diverge again from the same checkpoint, and the report lists it. Any other stage that fails ends the
+script.
 
 One process trains a study at a time (``Study.training``: a second is refused, naming the first). A
 ``--report-only`` may run beside it; the two take turns on ``log.txt`` and the README
 (``runs/<study>/results.lock``), so neither loses the other's lines.
 """
 import contextlib
+import ctypes
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -41,6 +45,10 @@ from training import lock
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXPERIMENTS)
 PYTHON = sys.executable
+# Linux's prctl (looked up here, not in a stage's process after the fork) and its option that names the
+# signal a process gets when its parent dies.
+PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
 # Lines of train.py's output also shown on the console while a stage writes its log (the rest: its log).
 ECHOED = ("eval ", "final ", "error", "resum", "skipped", "warning")
 
@@ -253,9 +261,11 @@ def _run(argv, out, name, on_line=None):
 
     Its own process group, so that a Ctrl-C reaches it once, through this script, not also from the
     terminal (a second one would abort it unsaved); the same session, so that ``nice`` on the script
-    applies to it too (Linux schedules sessions as groups)."""
+    applies to it too (Linux schedules sessions as groups). Should this script be killed outright
+    (SIGKILL, the out-of-memory killer), the stage gets SIGTERM too (``_end_with_parent``)."""
     child = subprocess.Popen([PYTHON, "-u"] + argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             process_group=0, text=True, errors="replace")
+                             process_group=0, text=True, errors="replace",
+                             preexec_fn=functools.partial(_end_with_parent, os.getpid()) if PRCTL else None)
     passed_on = []
 
     def pass_on(signum, _frame):
@@ -282,6 +292,15 @@ def _run(argv, out, name, on_line=None):
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+def _end_with_parent(parent):
+    """In a stage's process, before it starts (Linux): have the kernel send it SIGTERM when this script
+    dies, however it dies. Without it, a train.py whose script was killed trains on unseen (its printing
+    to the dead pipe fails quietly), holding its run, which the next start of the study then finds in use."""
+    PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the script died before the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _exit_if_stopped(signum):

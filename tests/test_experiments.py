@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -47,6 +48,42 @@ def test_a_stage_gets_one_stop_signal_and_its_status_is_returned(tmp_path):
     log = (tmp_path / "out.log").read_text().split()
     assert log == ["ready", "got", "1", "signals", "1"]
     assert signal.getsignal(signal.SIGTERM) is before  # the handler in place before the stage is back
+
+
+# A stage that writes "ready PID" to the file it is given, then "terminated" when SIGTERM comes.
+WAITING_STAGE = """
+import os, signal, sys, time
+def terminated(*_):
+    open(sys.argv[1], "w").write("terminated")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, terminated)
+open(sys.argv[1], "w").write("ready %d" % os.getpid())
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux's")
+def test_a_stage_gets_sigterm_when_the_script_is_killed_outright(tmp_path):
+    stage, mark = tmp_path / "stage.py", tmp_path / "mark"
+    stage.write_text(WAITING_STAGE)
+    script = subprocess.Popen([sys.executable, "-c", "import os; from experiments import runner; "
+                               "runner._run([%r, %r], open(os.devnull, 'w'), 'stage')" % (str(stage), str(mark))])
+    try:
+        for _ in range(200):
+            if mark.exists() and mark.read_text().startswith("ready"):
+                break
+            time.sleep(0.05)
+        script.kill()  # SIGKILL: no handler of the script's runs
+        script.wait()
+        for _ in range(100):
+            if mark.read_text() == "terminated":
+                break
+            time.sleep(0.05)
+        assert mark.read_text() == "terminated"
+    finally:
+        script.kill()
+        if mark.exists() and mark.read_text().startswith("ready"):
+            os.kill(int(mark.read_text().split()[1]), signal.SIGKILL)
 
 
 def test_timings_sum_over_calls_and_survive_a_restart(tmp_path):

@@ -639,12 +639,19 @@ def test_a_result_of_an_older_save_than_the_newest_is_not_reported_and_says_why(
     assert "flatness-r: evaluate.py did not measure the run's newest save (see " in err and err.count("\n") == 1
 
 
+def prepared_data(tmp_path, dataset="fashion-mnist"):
+    """Write the meta.json that prepare-data leaves for the MNIST protocol's study of ``dataset`` (runs under
+    ``tmp_path``/runs); return the study's data folder."""
+    meta = tmp_path / "runs" / ("mnist-protocol-" + dataset) / "datasets" / dataset / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text('{"train_size": 60000}')
+    return meta.parent.parent
+
+
 def test_a_report_that_fails_between_runs_leaves_the_training_to_go_on(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "EXPERIMENTS", str(tmp_path))
     monkeypatch.setattr(runner, "_run", lambda *args: (0, None))  # prepare-data
-    meta = tmp_path / "runs" / "mnist-protocol-fashion-mnist" / "datasets" / "fashion-mnist" / "meta.json"
-    meta.parent.mkdir(parents=True)
-    meta.write_text('{"train_size": 60000}')
+    prepared_data(tmp_path)
     trained = []
 
     def train_all(study, runs, dataset, train_size, finished):
@@ -674,11 +681,9 @@ def test_the_same_protocol_runs_on_mnist_in_a_study_of_its_own(tmp_path, monkeyp
     monkeypatch.setattr(runner.Study, "train", lambda study, run, flags, total, finished: trained.append(
         (study.runs, run, flags)))
     monkeypatch.setattr(mnist_protocol, "report", lambda *args, **kwargs: None)
-    meta = tmp_path / "runs" / "mnist-protocol-mnist" / "datasets" / "mnist" / "meta.json"
-    meta.parent.mkdir(parents=True)
-    meta.write_text('{"train_size": 60000}')
+    data = prepared_data(tmp_path, "mnist")
     assert mnist_protocol.main(["-d", "mnist", "--seeds", "1"]) == 0
-    assert stages == [["-m", "data", "--dataset", "mnist", "--data-dir", str(meta.parent.parent)]]
+    assert stages == [["-m", "data", "--dataset", "mnist", "--data-dir", str(data)]]
     assert [run for _, run, _ in trained] == [mnist_protocol.run_name(c, 1) for c in mnist_protocol.MAIN
                                               + mnist_protocol.EQUAL_COMPUTE]
     for runs, _, flags in trained:
@@ -695,9 +700,7 @@ def test_a_report_only_runs_beside_a_study_that_another_process_trains(tmp_path,
     try:
         assert holder.stdout.readline() == "held\n"
         monkeypatch.setattr(runner, "_run", lambda *args: (0, None))  # prepare-data
-        meta = tmp_path / "runs" / "mnist-protocol-fashion-mnist" / "datasets" / "fashion-mnist" / "meta.json"
-        meta.parent.mkdir(parents=True)
-        meta.write_text('{"train_size": 60000}')
+        prepared_data(tmp_path)
         reports = []
         monkeypatch.setattr(mnist_protocol, "report", lambda *args, **kwargs: reports.append(1))
         monkeypatch.setattr(mnist_protocol, "train_all", lambda *args: pytest.fail("a second process trains"))

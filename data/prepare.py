@@ -5,13 +5,19 @@ process (``fetch.unvalidated_downloads``) until then: if its content fails, it i
 ``DataError`` is raised, and the message says so; only a download that passed is kept in the record
 folder, where a later run reuses it. A file the user named with ``--archive``, Debian's package
 folder and files the user put in the data dir are only ever read.
+
+One process at a time prepares a dataset in a data dir (``lock_path``): several runs started at once on
+fresh records do not write the same files; the first converts while the others wait, saying so, and then
+find the records complete.
 """
+import contextlib
 import os
 import sys
 
 from data import cifar, fetch, idx, records
 from data.datasets import DATASETS
 from data.errors import DataError
+from training import lock
 
 
 def _say(text):
@@ -30,6 +36,34 @@ def _conversion_line(name, record_dir, reason):
     if not reason:
         return f"{name}: converting to TFRecords in {record_dir} (once: later runs read them)"
     return f"{name}: the records in {record_dir} are incomplete or damaged ({reason}): converting them again"
+
+
+def lock_path(data_dir, name):
+    """Return the file whose lock a process holds while it prepares dataset ``name`` in ``data_dir``."""
+    # Beside the record folder, not in it: users are told to delete that folder (damaged records), and
+    # deleting it while a run holds the lock would let the next run lock a new file in a new folder and
+    # convert alongside the holder.
+    return os.path.join(data_dir, f".{name}.lock")
+
+
+@contextlib.contextmanager
+def _turn(name, data_dir, record_dir, progress):
+    """Hold the lock of dataset ``name`` in ``data_dir`` (``lock_path``) for the block, waiting for the
+    process that holds it, with a line saying so when ``progress``. Where the lock file cannot be made (a
+    read-only data dir, shared with prepared records), complete records are read without it: this
+    process cannot change them. Raises DataError when it cannot be made and the records are incomplete."""
+    def waiting(holder):
+        if progress:
+            _say(f"{name}: waiting for {holder} to finish preparing {record_dir}")
+
+    path = lock_path(data_dir, name)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lock.exclusive(path, waiting))
+        except OSError as e:
+            if records.incomplete_reason(record_dir, name) is not None:
+                raise DataError(f"Could not lock {path} ({e}). Choose a writable --data-dir.") from None
+        yield
 
 
 def _kept_source(info, record_dir):
@@ -113,17 +147,8 @@ def _read_source(info, data_dir, record_dir, url, archive, md5, progress):
     return splits, classes
 
 
-def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
-    """Make sure ``data_dir/name`` holds complete TFRecords of dataset ``name``; return that folder.
-
-    Returns once a finished conversion there has been read through (``records.verify``: damaged
-    records end in a DataError saying to delete the folder). Otherwise fetches (``url``: a mirror;
-    ``archive``: a file already on disk, for MNIST and Fashion-MNIST a folder of the IDX files), verifies,
-    and converts. Raises ``DataError`` with a message for the user on any failure.
-    """
-    if name not in DATASETS:
-        raise DataError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
-    record_dir = os.path.join(data_dir, name)
+def _prepare_locked(name, data_dir, record_dir, url, archive, md5, progress):
+    """``prepare`` once the dataset's lock is held: return ``record_dir`` read through, or converted."""
     reason = records.incomplete_reason(record_dir, name)
     if reason is None:
         records.verify(record_dir)
@@ -137,3 +162,21 @@ def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
                         "--data-dir.") from None
     splits, classes = _read_source(DATASETS[name], data_dir, record_dir, url, archive, md5, progress)
     return records.write_records(record_dir, name, splits, classes, progress)
+
+
+def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
+    """Make sure ``data_dir/name`` holds complete TFRecords of dataset ``name``; return that folder.
+
+    Returns once a finished conversion there has been read through (``records.verify``: damaged
+    records end in a DataError saying to delete the folder). Otherwise fetches (``url``: a mirror;
+    ``archive``: a file already on disk, for MNIST and Fashion-MNIST a folder of the IDX files), verifies,
+    and converts. All of it holds the dataset's lock, waited for when another process has it (a line
+    says so when ``progress``, as does one for a conversion). Raises ``DataError`` with a message for the
+    user on any failure.
+    """
+    if name not in DATASETS:
+        raise DataError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
+    record_dir = os.path.join(data_dir, name)
+    with _turn(name, data_dir, record_dir, progress):
+        records.remove_temporaries(record_dir)
+        return _prepare_locked(name, data_dir, record_dir, url, archive, md5, progress)

@@ -7,8 +7,14 @@ TF-Slim keys), ``labels.txt`` (``index:name`` lines, as TF-Slim writes them) and
 it, or whose files do not have the sizes it records, is incomplete and is converted again. A complete
 folder is read through once more (``verify``) before it is used: bytes damaged in place keep a file's
 size, so only reading every record, whose CRCs TensorFlow checks, finds them.
+
+Each file is written under a hidden temporary name of the writing process, then renamed. One process at a
+time converts into a folder (``data.prepare`` holds the dataset's lock), and it first removes the
+temporaries that conversions killed outright left (``remove_temporaries``).
 """
+import contextlib
 import errno
+import glob
 import json
 import os
 
@@ -24,6 +30,7 @@ META = "meta.json"
 _META_KEYS = ("dataset", "files", "num_classes", "train_size", "test_size", "image_shape", "mean", "std")
 LABELS = "labels.txt"
 SPLITS = ("train", "test")
+_FILES = tuple(f"{split}.tfrecord" for split in SPLITS) + (LABELS, META)   # every file of a record folder
 _ENCODE_BATCH = 500     # images per encode_png call (it takes a batch) and per session.run
 _STATS_CHUNK = 5000     # images per step of the mean/std pass (bounds float64 temporaries)
 _VERIFY_BATCH = 1000    # records per parse_example call and per session.run while verifying
@@ -241,9 +248,31 @@ def check_splits(name, splits, num_classes):
         _check_split(name, split, *splits[split], num_classes)
 
 
+def _temporary(path, pid):
+    """Return the name the file ``path`` of a record folder is written under by process ``pid`` before it
+    is renamed to ``path``; ``pid`` "*" gives the glob pattern of every process's."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{pid}.tmp")
+
+
+def remove_temporaries(record_dir):
+    """Remove the temporary files (``_temporary``) of conversions in ``record_dir``, whichever process
+    wrote them.
+
+    A conversion removes its own when it fails in Python, not when it is killed outright (kill -9, the
+    out-of-memory killer), and those (up to 140 MB for CIFAR-10) would stay for ever. Only for a caller
+    that holds the dataset's lock (``data.prepare``): no other process converts then, so any found belong
+    to a conversion that died.
+    """
+    for name in _FILES:
+        for path in glob.glob(_temporary(os.path.join(glob.escape(record_dir), name), "*")):
+            with contextlib.suppress(OSError):  # another user's, in a folder this one cannot write: harmless
+                os.remove(path)
+
+
 def _write_text(path, text):
     """Write ``text`` to ``path`` through a temporary name."""
-    tmp = path + ".tmp"
+    tmp = _temporary(path, os.getpid())
     try:
         with open(tmp, "w") as f:
             f.write(text)
@@ -264,7 +293,8 @@ def write_records(record_dir, name, splits, class_names, progress=True):
 
     Every file is written to a temporary name and renamed; ``meta.json``, which marks the folder
     complete, goes last. On any failure no temporary file is left and no ``meta.json`` vouches for
-    what is there. Returns ``record_dir``.
+    what is there. Returns ``record_dir``. No other process may be converting into ``record_dir``
+    meanwhile (``data.prepare`` holds the dataset's lock; a test's folder is its own).
     """
     check_splits(name, splits, len(class_names))
     os.makedirs(record_dir, exist_ok=True)
@@ -273,7 +303,7 @@ def write_records(record_dir, name, splits, class_names, progress=True):
         os.remove(meta_path)        # the old set is being replaced: stop vouching for it first
     labels_path = os.path.join(record_dir, LABELS)
     finals = [record_path(record_dir, split) for split in SPLITS]
-    temporaries = [os.path.join(record_dir, f".{split}.tfrecord.{os.getpid()}.tmp") for split in SPLITS]
+    temporaries = [_temporary(final, os.getpid()) for final in finals]
     try:
         for split, tmp, final in zip(SPLITS, temporaries, finals):
             _write_split(tmp, *splits[split], progress, f"{name} {split}")

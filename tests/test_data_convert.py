@@ -127,7 +127,8 @@ def test_failures_give_clear_error_and_leave_no_records(tmp_path, cifar10_archiv
     assert re.search(expected, message), message
     if case != "missing member":     # a failed transfer names the ways out: a mirror, a file on disk
         assert "--archive" in message and "--url" in message
-    assert files_under(data_dir) == []      # no archive is left where a later run would take it
+    # No archive is left where a later run would take it; the dataset's lock file stays (prepare.lock_path).
+    assert files_under(data_dir) == [".cifar10.lock"]
     if case in ("wrong md5", "truncated", "not gzip"):
         assert len(requests) == 2    # the bad download was thrown away and tried once more
     assert _no_records(data_dir) and _no_partial_downloads(data_dir)
@@ -167,7 +168,7 @@ def test_download_failing_validation_is_removed_and_another_mirror_then_works(tm
             prepare("cifar10", data_dir, url=f"{base}/bad/c.tar.gz", progress=False)
         message = str(caught.value)
         assert re.search(expected, message) and message.endswith(REMOVED), message
-        assert files_under(data_dir) == []
+        assert files_under(data_dir) == [".cifar10.lock"]
         # The message's advice works as it stands: another mirror, nothing deleted by hand.
         record_dir = prepare("cifar10", data_dir, url=f"{base}/good/c.tar.gz", progress=False)
     assert requests == ["/bad/c.tar.gz", "/good/c.tar.gz"]
@@ -200,7 +201,7 @@ def test_download_interrupted_while_read_is_not_reused(tmp_path, cifar10_archive
             patch.setattr(cifar, "read_cifar", interrupted)     # Ctrl-C while the download is read
             with pytest.raises(KeyboardInterrupt):
                 prepare("cifar10", data_dir, url=f"{base}/bad/c.tar.gz", progress=False)
-        assert files_under(data_dir) == []
+        assert files_under(data_dir) == [".cifar10.lock"]
         record_dir = prepare("cifar10", data_dir, url=f"{base}/good/c.tar.gz", progress=False)
     assert requests == ["/bad/c.tar.gz", "/good/c.tar.gz"]
     _assert_records_equal_source(record_dir, splits, classes)
@@ -237,7 +238,7 @@ def test_full_disk_keeps_the_validated_download(tmp_path, cifar10_archive, monke
         with http_server({"/c.tar.gz": [payload]}) as (base, _):
             with pytest.raises(DataError, match="^The disk is full"):
                 prepare("cifar10", data_dir, url=f"{base}/c.tar.gz", progress=False)
-    assert files_under(data_dir) == ["cifar10/cifar-10-python.tar.gz"]
+    assert files_under(data_dir) == [".cifar10.lock", "cifar10/cifar-10-python.tar.gz"]
     # The next run converts from the kept archive: the mirror is gone by then.
     record_dir = prepare("cifar10", data_dir, url=dead_url(), progress=False)
     _assert_records_equal_source(record_dir, splits, classes)
@@ -422,7 +423,7 @@ def test_idx_download_checks_published_md5(tmp_path, monkeypatch, name, publishe
         with pytest.raises(DataError, match="MD5 is [0-9a-f]{32}, expected " + published):
             prepare(name, data_dir, url=f"{base}/fm", progress=False)
     assert requests == ["/fm/train-images-idx3-ubyte.gz"] * 2
-    assert files_under(data_dir) == []
+    assert files_under(data_dir) == [f".{name}.lock"]
 
 
 def test_fashion_mnist_download_failing_validation_is_removed(tmp_path, monkeypatch):
@@ -436,7 +437,7 @@ def test_fashion_mnist_download_failing_validation_is_removed(tmp_path, monkeypa
     assert str(caught.value).endswith(
         "The download (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
         "t10k-labels-idx1-ubyte.gz) has been removed, so no later run will use it.")
-    assert files_under(data_dir) == []
+    assert files_under(data_dir) == [".fashion-mnist.lock"]
 
 
 def test_full_disk_while_writing_records_is_a_clear_error(tmp_path, cifar10_archive, monkeypatch):

@@ -1,11 +1,18 @@
-"""training.lock: the run folder's lock in a folder shared by a group (the file's mode, another user's file)."""
+"""training.lock: the run folder's lock in a folder shared by a group (the file's mode, another user's file);
+``exclusive``, the lock waited for, between real processes."""
+import json
 import os
+import signal
+import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from training import lock
 from training.errors import RunError
+from train_fixtures import REPO
 
 
 def test_the_lock_file_takes_the_umask_so_a_group_can_take_it_later(tmp_path):
@@ -62,3 +69,50 @@ def test_a_lock_file_removed_as_it_is_locked_is_given_up_for_the_one_there_now(t
     with pytest.raises(RunError, match="is in use by"):  # a third process finds the lock held
         lock.FolderLock(str(folder)).acquire()
     held.release()
+
+
+def _holding(path, then):
+    """Start a process that takes ``exclusive(path)``, or waits for it, says "held" on stdout once it holds
+    it, then runs the Python statement ``then``; its waiting line (``on_wait``) goes to stdout too."""
+    code = ("import sys, time\nfrom training import lock\n"
+            "with lock.exclusive(sys.argv[1], lambda holder: print('waiting for', holder, flush=True)):\n"
+            "    print('held', flush=True)\n    %s\n" % then)
+    return subprocess.Popen([sys.executable, "-c", code, path], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_exclusive_waits_for_the_process_that_holds_it_naming_it_until_it_dies(tmp_path):
+    path = str(tmp_path / "new" / "x.lock")
+    holder = _holding(path, "time.sleep(600)")
+    try:
+        assert holder.stdout.readline() == "held\n"
+        named = []
+
+        def kill_it(description):  # called only while the lock is held: the wait ends with the holder
+            named.append(description)
+            holder.send_signal(signal.SIGKILL)
+
+        with lock.exclusive(path, on_wait=kill_it):
+            assert json.loads(open(path).read())["pid"] == os.getpid()   # the record names this holder now
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder.returncode == -signal.SIGKILL
+    assert len(named) == 1 and named[0].startswith("process %d on %s since " % (holder.pid, socket.gethostname()))
+    assert named[0].endswith("(-c %s)" % path)
+    with lock.exclusive(path, on_wait=named.append):  # released: taken at once, nobody to wait for
+        pass
+    assert len(named) == 1
+
+
+def test_ctrl_c_ends_the_wait_for_exclusive(tmp_path):
+    path = str(tmp_path / "x.lock")
+    with lock.exclusive(path):
+        waiter = _holding(path, "pass")
+        try:
+            assert waiter.stdout.readline().startswith("waiting for process %d " % os.getpid())
+            waiter.send_signal(signal.SIGINT)
+            out, err = waiter.communicate(timeout=60)  # with the lock still held here
+        finally:
+            waiter.kill()
+    assert waiter.returncode == -signal.SIGINT and "KeyboardInterrupt" in err and "held" not in out

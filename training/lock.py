@@ -11,9 +11,13 @@ the file just before that locks the file at the path again, not the removed one.
 In a folder shared by a group, the file takes the umask's mode like every file of the run (0664 under
 umask 002), and another user's lock file that this one cannot write is locked through a read-only
 descriptor (``flock`` needs no write access): the run goes ahead, its holder record unwritten.
+
+``exclusive`` is the same lock taken by waiting instead of refusing: for files that processes take turns
+to change (a dataset being prepared), where the second should wait for the first, not fail.
 """
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -40,34 +44,18 @@ class FolderLock(object):
     def acquire(self):
         """Take the lock without waiting; raise RunError when another process holds it or the folder
         cannot be written."""
-        fd = self._lock_file()
-        while not _is_current(fd, self.path):  # its holder removed it meanwhile: lock the file there now
-            os.close(fd)
-            fd = self._lock_file()
-        self._fd = fd
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                     "command": " ".join(sys.argv)}).encode())
-        except OSError:  # a full disk: the lock holds without its record; the run's first write will say why
-            pass
-
-    def _lock_file(self):
-        """Open the lock file (making the folder) and lock it; return its descriptor. Raises RunError."""
-        try:
-            self._created = not os.path.isdir(self.folder)
-            os.makedirs(self.folder, exist_ok=True)
-            fd = _open(self.path)
+            self._fd, self._created = _lock(self.path, self._take_now)
         except OSError as e:
             raise RunError("cannot write %s: %s" % (self.what, e)) from None
+        _record_holder(self._fd)
+
+    def _take_now(self, fd):
+        """Lock the open lock file ``fd`` at once, or raise RunError naming the process that holds it."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _describe(_read(fd))
-            os.close(fd)
-            raise RunError("%s is in use by %s: %s" % (self.folder, holder, self.advice)) from None
-        return fd
+            raise RunError("%s is in use by %s: %s" % (self.folder, _describe(_read(fd)), self.advice)) from None
 
     def release(self):
         """Let the lock go (and remove the folder when the lock created it and it holds nothing else)."""
@@ -81,6 +69,25 @@ class FolderLock(object):
             pass
         os.close(self._fd)
         self._fd = None
+
+
+def _lock(path, take):
+    """Open the lock file ``path`` (making its folder) and lock it with ``take(fd)``, which waits or
+    raises; return (its descriptor, whether the folder was made). Raises OSError when the file cannot be
+    opened or locked."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while True:
+        made = not os.path.isdir(folder)
+        os.makedirs(folder, exist_ok=True)
+        fd = _open(path)
+        try:
+            take(fd)
+        except BaseException:  # refused, or Ctrl-C while waiting: the descriptor goes with the attempt
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            return fd, made
+        os.close(fd)  # its holder removed it meanwhile: lock the file there now
 
 
 def _open(path):
@@ -100,6 +107,18 @@ def _is_current(fd, path):
         return os.path.samestat(os.fstat(fd), os.stat(path))
     except FileNotFoundError:
         return False
+
+
+def _record_holder(fd):
+    """Write into the locked file ``fd`` who holds it (pid, host, start time, command line), for the
+    process refused or waiting to name."""
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)}).encode())
+    except OSError:  # a full disk, another user's file locked read-only: the lock holds without its record
+        pass
 
 
 def _read(fd):
@@ -128,3 +147,34 @@ def locked(folders, what=RUN_FOLDERS, advice=RUN_ADVICE):
             lock.acquire()
             stack.callback(lock.release)
         yield
+
+
+def _wait(fd, on_wait):
+    """Lock the open lock file ``fd``, waiting while another process holds it; ``on_wait`` is called first,
+    with the phrase naming that process (``_describe``), when there is one to wait for."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if on_wait is not None:
+            on_wait(_describe(_read(fd)))
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+@contextlib.contextmanager
+def exclusive(path, on_wait=None):
+    """Hold an exclusive lock on the file ``path`` (made when missing, its folder too) for the block,
+    waiting as long as another process holds it, so that processes changing the same files take turns.
+
+    ``on_wait(holder)``, when given, is called before waiting, with the phrase naming the process waited
+    for ("process 123 on host since ... (command)", or "another process" when its record is unreadable).
+    The OS releases the lock when its holder ends, kill -9 included. The file stays afterwards; one removed
+    while a process waits on it (its folder deleted) is given up for the file at ``path`` then. Ctrl-C (or
+    a signal handler's exception) ends the wait with its exception; raises OSError when the file cannot be
+    opened or locked.
+    """
+    fd, _ = _lock(path, functools.partial(_wait, on_wait=on_wait))
+    try:
+        _record_holder(fd)
+        yield
+    finally:
+        os.close(fd)

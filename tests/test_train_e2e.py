@@ -150,6 +150,9 @@ def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
     assert "continue it with -rl" in capsys.readouterr().err
     assert fx.run_main(args + ["-rl", "--seed", "7"]) == exits.FAILED
     assert "seed 42 -> 7" in capsys.readouterr().err
+    # the evaluation schedule fixes the batches of each batch-norm pass, which evaluate.py finds from it
+    assert fx.run_main(args + ["-rl", "--set", "eval_every=2", "--set", "bn_reestimate_batches=3"]) == exits.FAILED
+    assert "changed: eval_every 0.34 -> 2.0; bn_reestimate_batches 2 -> 3" in capsys.readouterr().err
     assert fx.run_main(fx.train_args(tmp_path, data_dir, "-n", "y", "-r", str(tmp_path / "none"))) == exits.FAILED
     assert "no checkpoint there" in capsys.readouterr().err
     # A checkpoint of another model, and a damaged one: one line each.

@@ -9,7 +9,8 @@ settings it takes from a run's settings.json.
 Adding a setting: a line in ``SETTINGS`` and its default in ``config_train``; then read it where it is used.
 
 Roles of a setting:
-  RESUME    a resumed run (-rl) must keep it: it fixes the graph or the data stream;
+  RESUME    a resumed run (-rl) must keep it: it fixes the graph or the data streams (the evaluations' batch-
+            norm passes' too, whose batches evaluate.py finds from the run's settings.json for every save);
   EVALUATE  evaluate.py takes it from the run to rebuild the test metrics (model, data, batch-norm pass);
   FLATNESS  evaluate.py takes it from the run for the local-entropy estimate (its Langevin loop);
   MODEL     the models read it (training.settings.model_settings).
@@ -94,12 +95,12 @@ SETTINGS = (
     Setting("log_every", INT, "outer steps between progress lines and train summaries", "bookkeeping",
             at_least(1)),
     Setting("eval_every", FLOAT, "effective epochs between evaluations on the test split", "bookkeeping",
-            positive()),
+            positive(), roles=(RESUME,)),
     Setting("bn_reestimate", BOOL, "re-estimate batch-norm statistics at the weights evaluated (training mode, "
                                    "dropout off) before each evaluation, whatever the optimizer", "bookkeeping",
-            roles=(EVALUATE,)),
+            roles=(RESUME, EVALUATE)),
     Setting("bn_reestimate_batches", INT, "training batches of that pass", "bookkeeping", at_least(1),
-            roles=(EVALUATE,)),
+            roles=(RESUME, EVALUATE)),
     Setting("checkpoint_every", FLOAT, "effective epochs between periodic checkpoints", "bookkeeping", positive()),
     Setting("keep_checkpoints", INT, "periodic checkpoints kept, besides best and the final one", "bookkeeping",
             at_least(1)),

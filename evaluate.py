@@ -46,6 +46,7 @@ from tfcompat import first_line, tf
 from training import checkpoint_files, checkpoints, evaluation, evaluation_graph, schedule, schema, settings
 from training.console import say
 from training.dataset import prepare_records, record_info
+from training.stop import run_stoppable
 
 PROG = "evaluate.py"
 # How evaluate.py computes its numbers, recorded in --json: raise it with any change that gives other
@@ -265,7 +266,13 @@ def choose_checkpoint(path):
 
 
 def main(argv=None):
-    """Evaluate the checkpoint named on the command line; return the process exit status."""
+    """Evaluate the checkpoint named on the command line; return the process exit status (130, 143 or 129
+    with one line when Ctrl-C, SIGTERM or SIGHUP stops it: nothing is written then)."""
+    return run_stoppable(lambda: run_command(argv), "%s: interrupted; no --json file written" % PROG)
+
+
+def run_command(argv):
+    """Evaluate the checkpoint named by the command line ``argv``; return the exit status."""
     parser, args = parse_args(argv)
     folder = args.path if os.path.isdir(args.path) else os.path.dirname(args.path) or "."
     prefix, skipped = choose_checkpoint(args.path)

@@ -1,9 +1,9 @@
 """Train a model with Entropy-SGD, Parle, SGD, momentum or Adam: ``python3 train.py -h`` lists the flags.
 
 Defaults are ``config.config_train``; checkpoints go to ``checkpoints/NAME/``, TensorBoard events to
-``tensorboard/NAME/{train,test}``. Stop with Ctrl-C or SIGTERM (a final checkpoint is saved) and
-continue with ``-rl`` (same flags). Exit status (training.exits): 0 done, 1 error, 2 bad flags, 3 NaN or
-infinite loss or weights, 130/143 stopped by Ctrl-C/SIGTERM after saving.
+``tensorboard/NAME/{train,test}``. Stop with Ctrl-C, SIGTERM or SIGHUP (a final checkpoint is saved)
+and continue with ``-rl`` (same flags). Exit status (training.exits): 0 done, 1 error, 2 bad flags, 3 NaN
+or infinite loss or weights, 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP after saving.
 
 One process per run: both folders are locked while it runs (training.lock). Every start first puts
 right what a killed save left in the checkpoint folder (training.checkpoint_files.tidy); a start without
@@ -11,31 +11,26 @@ right what a killed save left in the checkpoint folder (training.checkpoint_file
 The run itself is training.run's; this file reads the flags, which is why TensorFlow is loaded only
 after them: ``-h`` and a bad flag answer at once.
 """
-import signal
 import sys
 
 from config import config_train
-from training import exits, settings
-from training.console import PROG, quiet_exit, say
-from training.stop import Terminated, terminate_as_exception
+from training import settings
+from training.console import PROG
+from training.stop import run_stoppable
 
 
 def main(argv=None):
     """Run train.py with ``argv``; return the process exit status.
 
-    Ctrl-C or SIGTERM before the stop handler is installed (data preparation, graph building, restoring),
-    or a second one during training, ends here: one line, status 130 or 143, the checkpoints already saved.
+    Ctrl-C, SIGTERM or SIGHUP before the stop handler is installed (data preparation, graph building,
+    restoring), or a second one during training, ends here: one line, status 130, 143 or 129, the
+    checkpoints already saved.
     """
-    try:
-        with terminate_as_exception():
-            s = settings.parse_settings(argv, config_train)
-            from training.run import run  # loads TensorFlow: only once the flags are read
-            return run(s)
-    except (KeyboardInterrupt, Terminated) as e:
-        say("%s: interrupted; checkpoints saved before now are kept" % PROG)
-        return exits.EXIT_STATUS[signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT]
-    finally:
-        quiet_exit()
+    def train():
+        s = settings.parse_settings(argv, config_train)
+        from training.run import run  # loads TensorFlow: only once the flags are read
+        return run(s)
+    return run_stoppable(train, "%s: interrupted; checkpoints saved before now are kept" % PROG)
 
 
 if __name__ == "__main__":

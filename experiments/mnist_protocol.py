@@ -51,7 +51,6 @@ import time
 from analysis.events import load_run
 from experiments import claims, runner
 from experiments.claims import Claim
-from training.errors import RunError
 from training.schedule import batches_per_step, steps_for_epochs
 
 BATCH, EPOCHS, EVAL_EVERY, CHECKPOINT_EVERY = 128, 100, 2, 2
@@ -373,15 +372,10 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    """Run the study (or only its report); returns 0, or 1 with one line when the study's files cannot be
-    written or another process trains the study (a failed stage exits with its status)."""
+    """Run the study (or only its report); returns 0, or as ``runner.run_script`` (a failed stage exits
+    with its status)."""
     args = parse_args(argv)
-    try:
-        return run_study(args, argv if argv is not None else sys.argv[1:])
-    except (OSError, runner.ReadmeError, RunError) as e:  # a full disk, a README without its section lines,
-        # the study running in another process
-        print("error: %s" % e, file=sys.stderr)
-        return 1
+    return runner.run_script(lambda: run_study(args, argv if argv is not None else sys.argv[1:]))
 
 
 def run_study(args, argv):

@@ -7,8 +7,9 @@ over its sittings, brought up to date at every checkpoint) and ``diverged.json``
 to ``experiments/results/<study>/``: the README's generated section (``fill_readme``), figures and
 ``log.txt``.
 
-Stopping: Ctrl-C or SIGTERM to the script is passed on, once, to the stage running (train.py saves a
-checkpoint and exits), and the script then exits with the signal's status (130, 143); a run stopped during
+Stopping: Ctrl-C, SIGTERM or SIGHUP to the script is passed on, once, to the stage running (train.py saves
+a checkpoint and exits), and the script then exits with the signal's status (130, 143, 129); between stages
+it ends at once with one line and that status. A run stopped during
 its last step ends all the same, and is counted finished first. A script killed outright (SIGKILL, the
 out-of-memory killer) takes its stage with it: the kernel sends the stage SIGTERM (on Linux), so it saves.
 Run the same command again to go on: finished runs are skipped and a run with checkpoints is resumed with
@@ -24,7 +25,6 @@ One process trains a study at a time (``Study.training``: a second is refused, n
 """
 import contextlib
 import ctypes
-import fcntl
 import functools
 import json
 import os
@@ -41,6 +41,9 @@ from analysis.report import write_atomically
 from training import checkpoint_files
 from training import exits
 from training import lock
+from training.console import SafeStream
+from training.errors import RunError
+from training.stop import run_stoppable
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXPERIMENTS)
@@ -55,6 +58,26 @@ ECHOED = ("eval ", "final ", "error", "resum", "skipped", "warning")
 
 class ReadmeError(Exception):
     """A results README without the lines around its generated section."""
+
+
+def run_script(body):
+    """Run a study script's ``body()``; return its exit status, or 1 with one line when the study cannot go
+    on (OSError: a full disk, say; ReadmeError; RunError: the study trained by another process, a damaged
+    record), or 130, 143 or 129 with one line for a stop between stages (a stage gets it passed on:
+    ``_run``). Meanwhile the console cannot stop the study: after a SIGHUP its lines are lost, not the run."""
+    console = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+
+    def guarded():
+        try:
+            return body()
+        except (OSError, ReadmeError, RunError) as e:
+            print("error: %s" % e, file=sys.stderr)
+            return 1
+    try:
+        return run_stoppable(guarded, "stopped: run the same command again to go on")
+    finally:
+        sys.stdout, sys.stderr = console
 
 
 class StageFailed(SystemExit):
@@ -210,7 +233,7 @@ class Study(object):
         """Measure run ``run``'s flatness into ``path`` unless another process (a --report-only) did
         meanwhile; return the result, or None, with a line saying so, when it is still out of date (the
         newest save could not be read, and evaluate.py measured an older one)."""
-        with exclusive(os.path.join(self.flatness_dir, run + ".lock")):
+        with lock.exclusive(os.path.join(self.flatness_dir, run + ".lock")):
             result = current_result(path, run_dir, options)
             if result is None:
                 if os.path.exists(path):
@@ -237,7 +260,7 @@ class Study(object):
         ``text`` (the rest of the README is written by hand); a study without a README gets one that holds
         only the section."""
         path = os.path.join(self.results, "README.md")
-        with exclusive(self.results_lock):
+        with lock.exclusive(self.results_lock):
             if not os.path.exists(path):
                 page = "# %s\n\n<!-- %s -->\n<!-- /%s -->\n" % (os.path.basename(self.results), section, section)
                 write_atomically(path, lambda f: f.write(page.encode("utf-8")))
@@ -255,9 +278,11 @@ class Study(object):
 
 def _run(argv, out, name, on_line=None):
     """Run ``python argv`` in its own process group, output to the file ``out``, the ECHOED lines also to
-    the console, calling ``on_line()`` after each line; pass the first SIGINT/SIGTERM on to it. Returns (its
-    exit status, the signal passed on or None). Should this script fail while it runs (``on_line`` cannot
-    write, say), the stage is sent SIGTERM and waited for: it saves, and does not outlive the script.
+    the console, calling ``on_line()`` after each line; pass the first stop signal (SIGINT, SIGTERM, SIGHUP)
+    on to it. Returns (its exit status, the signal passed on or None). Should this script fail while it runs
+    (``on_line`` or the console cannot be written, as after a SIGHUP, say), the stage is sent SIGTERM, unless
+    a stop is already passed on (a second signal would abort its save), and waited for: it saves, and does
+    not outlive the script.
 
     Its own process group, so that a Ctrl-C reaches it once, through this script, not also from the
     terminal (a second one would abort it unsaved); the same session, so that ``nice`` on the script
@@ -273,7 +298,7 @@ def _run(argv, out, name, on_line=None):
             passed_on.append(signum)
             child.send_signal(signum)
 
-    old = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, pass_on) for s in exits.EXIT_STATUS}
     try:
         for line in child.stdout:
             out.write(line)
@@ -286,7 +311,8 @@ def _run(argv, out, name, on_line=None):
         return child.wait(), (passed_on[0] if passed_on else None)
     except BaseException:
         if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+            if not passed_on:
+                child.send_signal(signal.SIGTERM)
             child.communicate()
         raise
     finally:
@@ -346,7 +372,7 @@ class Log(object):
         was) while holding the file lock ``lock_path``, so that a --report-only beside a running study
         loses none of its lines."""
         print(line, flush=True)
-        with exclusive(self.lock_path):
+        with lock.exclusive(self.lock_path):
             lines = []
             if os.path.exists(self.path):
                 with open(self.path) as f:
@@ -363,7 +389,11 @@ class RunRecord(object):
         self.runs = {}
         if os.path.exists(path):
             with open(path) as f:
-                self.runs = json.load(f)
+                try:
+                    self.runs = json.load(f)
+                except ValueError as e:
+                    raise RunError("%s is damaged (%s): mend it, or remove it to start its record afresh"
+                                   % (path, e)) from None
 
     def _set(self, run, value):
         self.runs[run] = value
@@ -414,18 +444,6 @@ class Diverged(RunRecord):
     def at(self, run, step):
         """Return whether run ``run`` diverged after a checkpoint at outer step ``step``."""
         return self.runs.get(run) == step
-
-
-@contextlib.contextmanager
-def exclusive(path):
-    """Hold an exclusive lock on the file ``path`` (created when missing) for the block, waiting for it: the
-    processes that rewrite the same files take turns (the OS releases it when its holder dies)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def fill_section(path, section, text):

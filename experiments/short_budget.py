@@ -47,7 +47,6 @@ import sys
 import time
 
 from experiments import runner
-from training.errors import RunError
 from training.schedule import batches_per_step, steps_for_epochs
 
 TRAIN_SIZE, BATCH = 60000, 128
@@ -121,17 +120,16 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    """Run every stage (train, compare, flatness) and write experiments/results/short-budget/; returns 0, or 1
-    with one line when the study's files cannot be written or another process runs it."""
+    """Run every stage (train, compare, flatness) and write experiments/results/short-budget/; returns 0, or
+    as ``runner.run_script``."""
     args = parse_args(argv)
-    try:
+
+    def run():
         study = runner.Study("short-budget")
         with study.training():
             run_study(study, args)
-    except (OSError, RunError) as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 1
-    return 0
+        return 0
+    return runner.run_script(run)
 
 
 def run_study(study, args):

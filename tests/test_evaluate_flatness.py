@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -190,3 +191,14 @@ def test_bad_flatness_flags_are_one_line_errors(run, capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("evaluate.py: error:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_evaluation_is_one_line_and_writes_no_json(run, tmp_path, capsys, monkeypatch, signum):
+    # Ctrl-C, a scheduler's SIGTERM or a lost terminal during the Hessian: no traceback, no silent death,
+    # and no result file that a study would take for a measurement.
+    monkeypatch.setattr(evaluate, "measure_flatness", lambda *args: os.kill(os.getpid(), signum))
+    path = tmp_path / "out.json"
+    assert evaluate.main([str(run[0]), "--data-dir", str(run[1]), "--json", str(path)] + FLAT) == 128 + signum
+    assert capsys.readouterr().err == "evaluate.py: interrupted; no --json file written\n"
+    assert not path.exists()

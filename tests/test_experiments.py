@@ -1,5 +1,6 @@
 """experiments/: the runner's stage process (one stop signal passed on, output kept), its timings and
 checkpoint reading, and the MNIST protocol's plan and step counts against the authors' arithmetic."""
+import errno
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import evaluate
 from analysis.events import Run, Series
 from event_fixtures import write_run
 from experiments import claims, mnist_protocol, runner
-from training import exits
+from training import exits, lock
 
 # A stage that reports each SIGTERM it gets, and exits 143 a second after the first, as train.py does
 # once it has saved.
@@ -84,6 +85,63 @@ def test_a_stage_gets_sigterm_when_the_script_is_killed_outright(tmp_path):
         script.kill()
         if mark.exists() and mark.read_text().startswith("ready"):
             os.kill(int(mark.read_text().split()[1]), signal.SIGKILL)
+
+
+# A stage that asks for a hang-up of its parent (the study's terminal gone), then prints lines the console
+# echoes, records every signal it got in the file it is given, and exits with 128 + the first, as train.py.
+HANG_UP_STAGE = """
+import os, signal, sys, time
+got = []
+for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+    signal.signal(s, lambda n, _: got.append(n))
+os.kill(os.getppid(), signal.SIGHUP)
+while not got:
+    time.sleep(0.05)
+for i in range(3):
+    print("eval %d" % i, flush=True)
+    time.sleep(0.2)
+open(sys.argv[1], "w").write(" ".join(map(str, got)))
+sys.exit(128 + got[0])
+"""
+
+
+class DeadConsole(object):
+    """A terminal that went away: every write fails as a hung-up tty's does."""
+
+    def write(self, text):
+        raise OSError(errno.EIO, "Input/output error")
+
+    def flush(self):
+        pass
+
+
+def test_a_hang_up_is_passed_on_and_a_dead_console_sends_no_second_signal(tmp_path, monkeypatch):
+    # The stage's first echoed line fails on the dead console. The stage is waited for, and not sent the
+    # SIGTERM that would abort the save the hang-up started.
+    stage, got = tmp_path / "stage.py", tmp_path / "got"
+    stage.write_text(HANG_UP_STAGE)
+    before = signal.getsignal(signal.SIGHUP)
+    monkeypatch.setattr(sys, "stdout", DeadConsole())
+    with open(tmp_path / "out.log", "w") as out, pytest.raises(OSError):
+        runner._run([str(stage), str(got)], out, "stage")
+    assert got.read_text() == str(int(signal.SIGHUP))
+    assert signal.getsignal(signal.SIGHUP) is before
+
+
+def test_run_script_ends_in_one_line_whatever_stops_the_study(tmp_path, monkeypatch, capsys):
+    damaged = tmp_path / "timings.json"
+    damaged.write_text('{"lenet-sgd-seed1": [12.5, ')  # a file cut short
+    assert runner.run_script(lambda: runner.Timings(str(damaged))) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: %s is damaged (" % damaged) and err.endswith(
+        "): mend it, or remove it to start its record afresh\n") and err.count("\n") == 1
+    # a stop between stages (no stage to pass it on to)
+    assert runner.run_script(lambda: os.kill(os.getpid(), signal.SIGTERM)) == exits.TERMINATED
+    assert capsys.readouterr().err == "stopped: run the same command again to go on\n"
+    # a console gone (a hang-up, a closed pipe) costs the study its lines only
+    monkeypatch.setattr(sys, "stdout", DeadConsole())
+    assert runner.run_script(lambda: print("a report line") or 0) == 0
+    assert isinstance(sys.stdout, DeadConsole)  # put back as it was
 
 
 def test_timings_sum_over_calls_and_survive_a_restart(tmp_path):
@@ -541,7 +599,7 @@ def test_a_second_process_waits_for_the_results_lock_and_loses_no_log_line(tmp_p
     study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
     study.log.add("first")
     other = threading.Thread(target=study.log.add, args=("second",))
-    with runner.exclusive(study.results_lock):  # as another process rewriting log.txt holds it
+    with lock.exclusive(study.results_lock):  # as another process rewriting log.txt holds it
         other.start()
         other.join(0.5)
         assert other.is_alive() and (tmp_path / "results" / "s" / "log.txt").read_text() == "first\n"
@@ -573,7 +631,7 @@ def test_a_run_measured_by_another_process_meanwhile_is_not_measured_again(tmp_p
     found = []
     other = threading.Thread(target=lambda: found.append(study.flatness(["r"], [])))
     result = measured_result(os.path.join(study.ckpt, "r"), 10, digest, test_error=0.1)
-    with runner.exclusive(os.path.join(study.flatness_dir, "r.lock")):  # a --report-only measuring r
+    with lock.exclusive(os.path.join(study.flatness_dir, "r.lock")):  # a --report-only measuring r
         other.start()
         other.join(0.5)
         assert other.is_alive()

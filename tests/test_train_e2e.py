@@ -319,6 +319,10 @@ def test_data_and_run_problems_are_one_line_errors(tmp_path, data_dir, capsys, m
     assert fx.run_main(args + ["-n", "early"]) == exits.TERMINATED
     assert capsys.readouterr().err.strip() == "train.py: interrupted; checkpoints saved before now are kept"
     assert not (tmp_path / "ckpt" / "early").exists()
+    # SIGHUP (the terminal or ssh session gone) likewise, with 129.
+    monkeypatch.setattr(run, "prepare_records", lambda _: os.kill(os.getpid(), signal.SIGHUP))
+    assert fx.run_main(args + ["-n", "early"]) == exits.HUNG_UP == 129
+    assert capsys.readouterr().err.strip() == "train.py: interrupted; checkpoints saved before now are kept"
 
 
 def test_evaluate_reestimates_batch_norm_at_x_on_the_batches_the_run_read(tmp_path, data_dir, capsys):

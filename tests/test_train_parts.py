@@ -338,8 +338,31 @@ def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)    # a second signal aborts
     assert signal.getsignal(signal.SIGTERM) is before
+    with stop.StopRequest() as request:
+        os.kill(os.getpid(), signal.SIGHUP)  # the terminal gone: a stop, not the end of the process
+        assert request.signal == signal.SIGHUP
     assert exits.EXIT_STATUS[signal.SIGTERM] == exits.TERMINATED == 143
     assert exits.EXIT_STATUS[signal.SIGINT] == exits.INTERRUPTED == 130
+    assert exits.EXIT_STATUS[signal.SIGHUP] == exits.HUNG_UP == 129
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_run_stoppable_ends_a_stopped_program_with_one_line_and_its_status(signum, capsys):
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    cleaned = []
+
+    def body():
+        try:
+            os.kill(os.getpid(), signum)
+            return 0
+        finally:
+            cleaned.append(signum)
+    assert stop.run_stoppable(body, "prog: interrupted") == 128 + signum
+    assert cleaned == [signum]  # the program's own cleanup ran first
+    assert capsys.readouterr().err == "prog: interrupted\n"
+    assert {s: signal.getsignal(s) for s in before} == before
+    assert stop.run_stoppable(lambda: 7, "unused") == 7
+    assert capsys.readouterr().err == ""
 
 
 def test_safe_stream_drops_what_it_cannot_write_and_never_raises():

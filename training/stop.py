@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM (cluster pre-emption) become a request to stop after the current step.
+"""Ctrl-C, SIGTERM (cluster pre-emption) and SIGHUP (the terminal or ssh session gone) become a request to
+stop after the current step.
 
 The loop checks ``requested`` between steps, saves a final checkpoint and exits cleanly. A second
 signal while that is pending raises KeyboardInterrupt at once (abort without saving).
@@ -9,30 +10,57 @@ say) and would end the run without its final checkpoint. ``on_request`` should p
 ``training.console`` anyway, which never raises.
 
 Outside the training loop (data preparation, graph building, restoring) there is no step to finish:
-Ctrl-C raises KeyboardInterrupt as Python does, and ``terminate_as_exception`` makes SIGTERM raise
-``Terminated`` likewise, so that cleanup (``finally`` blocks, the run's lock) runs instead of the process
-vanishing mid-download.
+Ctrl-C raises KeyboardInterrupt as Python does, and ``terminate_as_exception`` makes SIGTERM and SIGHUP
+raise ``Terminated`` likewise, so that cleanup (``finally`` blocks, the run's lock) runs instead of the
+process vanishing mid-download.
 """
 import contextlib
 import signal
 
+from training.console import quiet_exit, say
 from training.exits import EXIT_STATUS
 
 
+# The stop signals other than Ctrl-C's, which Python already raises as KeyboardInterrupt.
+TERMINATING = tuple(signum for signum in EXIT_STATUS if signum != signal.SIGINT)
+
+
 class Terminated(BaseException):
-    """SIGTERM arrived outside the training loop (a BaseException, like KeyboardInterrupt: not an error)."""
+    """SIGTERM or SIGHUP (``signum``) arrived outside the training loop (a BaseException, like
+    KeyboardInterrupt: not an error)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
 @contextlib.contextmanager
 def terminate_as_exception():
-    """Within the block, SIGTERM raises ``Terminated`` (StopRequest turns it into a stop request instead)."""
+    """Within the block, SIGTERM and SIGHUP raise ``Terminated`` (StopRequest turns them into a stop request
+    instead)."""
     def handle(signum, frame):
-        raise Terminated()
-    previous = signal.signal(signal.SIGTERM, handle)
+        raise Terminated(signum)
+    previous = {signum: signal.signal(signum, handle) for signum in TERMINATING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_stoppable(body, message):
+    """Return ``body()``, a program's exit status. Ctrl-C, SIGTERM or SIGHUP during it ends it instead with
+    the line ``message`` and 128 + the signal's number, after the ``finally`` blocks it was in have run.
+    Either way stdout and stderr are flushed here (``quiet_exit``), so that a dead pipe (``| head``)
+    cannot turn the status into the interpreter's 120 and a traceback."""
+    try:
+        with terminate_as_exception():
+            return body()
+    except (KeyboardInterrupt, Terminated) as e:
+        say(message)
+        return EXIT_STATUS[e.signum if isinstance(e, Terminated) else signal.SIGINT]
+    finally:
+        quiet_exit()
 
 
 class StopRequest(object):

@@ -14,6 +14,7 @@ import pytest
 
 import evaluate
 import train_fixtures as fx
+from tfcompat import tf
 from training import exits, loop
 
 LIMIT = 180  # seconds any one child process may take
@@ -79,6 +80,87 @@ def test_ctrl_c_saves_the_final_checkpoint_whatever_stdout_and_stderr_are(tmp_pa
     steps = saved_steps(run)
     assert len(steps) == 1 and steps[0] >= 1  # the stop's own save: no periodic save was due
     assert fx.checkpoint_values(str(run))["global_step"] == steps[0]
+
+
+def test_a_hang_up_saves_the_step_reached_like_ctrl_c(tmp_path, data_dir, train_process):
+    # The terminal or ssh session the run was started from goes away: SIGHUP, which would otherwise end
+    # the process on the spot, unsaved.
+    args = run_args(tmp_path, data_dir, "hup", "--set", "checkpoint_every=100", "--set", "eval_every=100",
+                    "--max-steps", "100000")
+    child = train_process(args)
+    wait_for_line(child, "step 2/")
+    child.send_signal(signal.SIGHUP)
+    _, err = child.communicate(timeout=LIMIT)
+    assert child.returncode == exits.HUNG_UP == 129
+    run = tmp_path / "ckpt" / "hup"
+    steps = saved_steps(run)
+    assert len(steps) == 1 and steps[0] >= 2  # the stop's own save: no periodic save was due
+    assert last_line(err) == ("stopped by signal %d at step %d (effective epoch %.2f); saved %s. Continue with -rl."
+                              % (signal.SIGHUP, steps[0], steps[0] / 6.0, run / ("model-%d" % steps[0])))
+
+
+def failing(real, at_call, error):
+    """``real`` that raises ``error`` (a TensorFlow error) on its ``at_call``-th call instead of running."""
+    calls = []
+
+    def call(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == at_call:
+            raise error
+        return real(*args, **kwargs)
+    return call
+
+
+OOM = tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[128,160,32,32]")
+DAMAGED = tf.errors.DataLossError(None, None, "corrupted record at 1024")
+
+
+def test_out_of_memory_in_an_evaluation_saves_the_step_reached(tmp_path, data_dir, capsys, monkeypatch):
+    # A GPU out of memory in the second evaluation (step 12; no periodic save due): the weights are a whole
+    # step's, so they are saved, and the line says what to do.
+    monkeypatch.setattr(loop, "evaluate_at_x", failing(loop.evaluate_at_x, 2, OOM))
+    args = run_args(tmp_path, data_dir, "oom", "--set", "checkpoint_every=100", "--set", "eval_every=1",
+                    "--max-steps", "1000")
+    assert fx.run_main(args) == exits.FAILED
+    run = tmp_path / "ckpt" / "oom"
+    assert last_line(capsys.readouterr().err) == (
+        "error: TensorFlow failed (OOM when allocating tensor with shape[128,160,32,32]) at step 12; saved %s. "
+        "Lower batch_size, then continue with -rl." % (run / "model-12"))
+    assert saved_steps(run) == [12]
+    assert fx.checkpoint_values(str(run))["global_step"] == 12
+
+
+@pytest.mark.parametrize("optimizer, error, saved", [
+    (["-opt", "momentum"], DAMAGED, True),            # one minibatch a step, read before any write
+    (["-opt", "entropy-sgd", "-L", "2"], DAMAGED, False),  # the second may be read with x' in the variables
+    (["-opt", "momentum"], OOM, False),               # any op of the step: some variables may be updated
+])
+def test_a_tensorflow_error_within_a_step_saves_only_whole_steps(tmp_path, data_dir, capsys, monkeypatch,
+                                                                 optimizer, error, saved):
+    monkeypatch.setattr(loop.OuterStep, "__call__", failing(loop.OuterStep.__call__, 5, error))
+    args = run_args(tmp_path, data_dir, "step", *optimizer, "--set", "checkpoint_every=100",
+                    "--set", "eval_every=100", "--max-steps", "1000")
+    assert fx.run_main(args) == exits.FAILED
+    line = last_line(capsys.readouterr().err)
+    run = tmp_path / "ckpt" / "step"
+    if saved:
+        assert " at step 4; saved %s. " % (run / "model-4") in line
+        assert saved_steps(run) == [4]
+    else:
+        assert " at step 4; the last checkpoint is none yet. " in line
+        assert saved_steps(run) == []
+    assert line.startswith("error: the fashion-mnist records under %s are damaged (corrupted record at 1024)"
+                           % data_dir if error is DAMAGED else
+                           "error: TensorFlow failed (OOM when allocating tensor with shape[128,160,32,32])")
+
+
+def test_a_tensorflow_error_before_training_is_one_line(tmp_path, data_dir, capsys, monkeypatch):
+    # Out of memory while the variables are initialised: nothing trained, nothing to save.
+    from training import sessions
+    monkeypatch.setattr(sessions, "restore_state", failing(sessions.restore_state, 1, OOM))
+    assert fx.run_main(run_args(tmp_path, data_dir, "init")) == exits.FAILED
+    assert last_line(capsys.readouterr().err) == (
+        "train.py: error: TensorFlow failed (OOM when allocating tensor with shape[128,160,32,32])")
 
 
 def test_a_stop_during_the_last_evaluation_lets_the_run_finish(tmp_path, data_dir, capsys, monkeypatch):

@@ -5,9 +5,11 @@ which evaluates and saves, and ``run_worker`` for a cluster's other workers, whi
 replica. Both return one of training.exits' statuses: DONE; DIVERGED when the loss or the weights
 became NaN or infinite (nothing saved after the last good checkpoint: the weights are checked before
 every save); FAILED when a file of the run could not be written (a full disk: when it was an event
-file, a checkpoint of the step reached is saved first); INTERRUPTED or TERMINATED after a stop signal,
-once the final checkpoint is saved. A stop signal during the last step or its evaluation lets the run
-end as DONE: it is complete, and a script reading the status should not take it for a stopped one.
+file, a checkpoint of the step reached is saved first) or TensorFlow failed (out of memory, damaged
+records: the step reached is saved where the model holds a whole step); INTERRUPTED, TERMINATED or
+HUNG_UP after a stop signal, once the final checkpoint is saved. A stop signal during the last step or
+its evaluation lets the run end as DONE: it is complete, and a script reading the status should not take
+it for a stopped one.
 
 A step due for both is saved before it is evaluated, so an evaluation that fails costs no training. The
 evaluation can change the model's state (batch-norm re-estimation at x), so a run
@@ -122,15 +124,33 @@ class Trainer(object):
     def run(self):
         """Train until the planned total; returns the exit status (see the module docstring)."""
         self.step = self.first_step = int(self.sess.run(self.g.global_step))
+        self.in_step = False  # whether a step's session.run is under way (its writes may be half done)
         try:
             return self._train()
         except WriteFailed as e:  # after an event file, the checkpoint folder may still take a save
             return self._failed(str(e), WRITE_ADVICE, save=e.what != "checkpoint")
-        except tf.errors.DataLossError as e:  # read through at the start, so damaged on disk since
+        except tf.errors.UnavailableError:  # a cluster's ps lost: nothing could be saved (training.run says so)
+            raise
+        except tf.errors.OpError as e:
+            return self._tensorflow_failed(e)
+
+    def _tensorflow_failed(self, e):
+        """Report TensorFlow's error ``e`` (out of memory, damaged records, a failed kernel) in one line;
+        returns FAILED. The step reached is saved when the model holds a whole step's weights: the error
+        came between steps (an evaluation, the batch-norm pass, a summary), or it is damaged records that a
+        step of one minibatch reads before it writes anything. Within a step of several minibatches the
+        variables may hold a Langevin iterate x' (Entropy-SGD, Parle), and an error in another of a step's
+        ops may leave some variables updated and others not: nothing is saved then."""
+        damaged = isinstance(e, tf.errors.DataLossError)
+        whole = not self.in_step or (damaged and self.g.per_step == 1)
+        if damaged:  # read through at the start, so damaged on disk since
             return self._failed("the %s records under %s are damaged (%s)" % (self.s.dataset, self.s.data_dir,
                                                                            first_line(e)),
                                 "Delete them (the next start converts them afresh), then continue with -rl.",
-                                save=True)
+                                save=whole)
+        advice = ("Lower batch_size, then continue with -rl." if isinstance(e, tf.errors.ResourceExhaustedError)
+                  else "Continue with -rl once the cause is mended.")
+        return self._failed("TensorFlow failed (%s)" % first_line(e), advice, save=whole)
 
     def _train(self):
         step = self.step
@@ -143,7 +163,9 @@ class Trainer(object):
         run_step = OuterStep(self.sess, self.g, self.heartbeat, **first_images)
         while step < self.steps.total:
             with self.progress.running_step():
+                self.in_step = True
                 result = run_step()
+                self.in_step = False
             step = self.step = step + 1
             if not result.finite:
                 return self._diverged(step, "loss", result.values)
@@ -237,7 +259,7 @@ class Trainer(object):
         return exits.FAILED
 
     def _stopped(self, step, values):
-        """Save the final checkpoint after a stop signal; returns INTERRUPTED or TERMINATED, or DIVERGED
+        """Save the final checkpoint after a stop signal; returns INTERRUPTED, TERMINATED or HUNG_UP, or DIVERGED
         without saving when the weights are not finite."""
         self.progress.close()
         if not self.sess.run(self.g.weights_finite):

@@ -35,6 +35,8 @@ def run(s):
             return _prepare_and_train(s, cfg, folders, writer)
     except (RunError, cluster.ClusterError) as e:
         return settings.fail(PROG, str(e), exits.FAILED)
+    except tf.errors.OpError as e:  # outside the loop (building, restoring: no step to save), out of memory, say
+        return settings.fail(PROG, "TensorFlow failed (%s)" % first_line(e), exits.FAILED)
 
 
 def _serve_ps(s, cfg):

@@ -53,9 +53,15 @@ def main(argv=None):
     groups = group_runs(runs, args.group)
     table = markdown_table(summarize(groups))
     print(table, end="")
-    if args.table:
-        write_atomically(args.table, lambda f: f.write(table.encode("utf-8")))
-    plot(groups, args.out)
+    target = args.out
+    try:  # the figure first: should it fail (a full disk), the table is left as it was too
+        plot(groups, target)
+        if args.table:
+            target = args.table
+            write_atomically(target, lambda f: f.write(table.encode("utf-8")))
+    except OSError as e:
+        print("compare.py: error: cannot write %s: %s" % (target, e.strerror or e), file=sys.stderr)
+        return 1
     print("wrote %s (%d runs, %d configurations)%s"
           % (args.out, len(runs), len(groups), " and %s" % args.table if args.table else ""))
     return 0

@@ -133,11 +133,14 @@ def plot(groups, out_path):
 
 
 def write_atomically(path, write):
-    """Call ``write(binary file)`` on a temporary file next to ``path``, then rename it to ``path``."""
+    """Call ``write(binary file)`` on a temporary file next to ``path``, then rename it to ``path``: the old
+    file or the whole new one, even after a power cut (the data reaches the disk before the rename)."""
     tmp = "%s.tmp%d" % (path, os.getpid())
     try:
         with open(tmp, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -150,6 +150,18 @@ def test_compare_errors_are_one_line_and_non_zero(tmp_path, capsys, case, messag
     assert not os.path.exists(str(tmp_path / "x.png"))
 
 
+@pytest.mark.parametrize("blocked", ["figure", "table"])
+def test_a_figure_or_table_that_cannot_be_written_is_one_line_and_non_zero(runs_root, tmp_path, capsys, blocked):
+    # a folder where the file should go: its rename fails, as a full disk's write would
+    out, table = tmp_path / "c.png", tmp_path / "c.md"
+    (out if blocked == "figure" else table).mkdir()
+    assert compare.main([runs_root, "--out", str(out), "--table", str(table)]) == 1
+    err = capsys.readouterr().err
+    assert err == "compare.py: error: cannot write %s: Is a directory\n" % (out if blocked == "figure" else table)
+    # no temporary left, and no table after a failed figure (c.png the folder, then the figure written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == {"figure": ["c.png"], "table": ["c.md", "c.png"]}[blocked]
+
+
 def test_compare_refuses_an_output_folder_that_does_not_exist(runs_root, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         compare.main([runs_root, "--out", str(tmp_path / "nope" / "x.png")])

@@ -183,7 +183,8 @@ def restore_subset(sess, path, var_list):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (never a partial file)."""
+    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (never a partial file, even
+    after a power cut: the data reaches the disk before the rename)."""
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
@@ -191,6 +192,8 @@ def write_json(path, obj):
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600: give it the mode any new file gets
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -41,9 +41,9 @@ from analysis.report import write_atomically
 from training import checkpoint_files
 from training import exits
 from training import lock
-from training.console import SafeStream
+from training import stop
+from training.console import SafeStream, quiet_exit
 from training.errors import RunError
-from training.stop import run_stoppable
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXPERIMENTS)
@@ -75,9 +75,10 @@ def run_script(body):
             print("error: %s" % e, file=sys.stderr)
             return 1
     try:
-        return run_stoppable(guarded, "stopped: run the same command again to go on")
+        return stop.run_stoppable(guarded, "stopped: run the same command again to go on")
     finally:
         sys.stdout, sys.stderr = console
+        quiet_exit()  # the streams themselves: a dead one flushed at exit would make the status 120
 
 
 class StageFailed(SystemExit):
@@ -298,7 +299,7 @@ def _run(argv, out, name, on_line=None):
             passed_on.append(signum)
             child.send_signal(signum)
 
-    old = {s: signal.signal(s, pass_on) for s in exits.EXIT_STATUS}
+    old = stop.handle(exits.EXIT_STATUS, pass_on)
     try:
         for line in child.stdout:
             out.write(line)
@@ -311,13 +312,11 @@ def _run(argv, out, name, on_line=None):
         return child.wait(), (passed_on[0] if passed_on else None)
     except BaseException:
         if child.poll() is None:
-            if not passed_on:
-                child.send_signal(signal.SIGTERM)
+            pass_on(signal.SIGTERM, None)  # unless one is passed on already; and a Ctrl-C now passes none
             child.communicate()
         raise
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        stop.restore(old)
 
 
 def _end_with_parent(parent):

@@ -144,6 +144,19 @@ def test_run_script_ends_in_one_line_whatever_stops_the_study(tmp_path, monkeypa
     assert isinstance(sys.stdout, DeadConsole)  # put back as it was
 
 
+def test_a_study_stopped_with_its_output_pipe_gone_exits_with_the_stop_status(tmp_path):
+    # `python -m experiments.mnist_protocol | tee log`, then Ctrl-C: tee is gone, and the printed lines
+    # still in the buffer cannot be flushed. The status must stay the stop's, not the interpreter's 120.
+    script = ("import os, signal, sys; from experiments import runner; "
+              "sys.exit(runner.run_script(lambda: print('a line') or os.kill(os.getpid(), signal.SIGHUP)))")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, PYTHONUNBUFFERED=""))
+    child.stdout.close()  # the pipe's reader gone before the script writes
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == exits.HUNG_UP
+    assert err.decode() == "stopped: run the same command again to go on\n"
+
+
 def test_timings_sum_over_calls_and_survive_a_restart(tmp_path):
     path = str(tmp_path / "timings.json")
     t = runner.Timings(path)

@@ -3,6 +3,7 @@ import io
 import os
 import re
 import signal
+import sys
 import threading
 import types
 
@@ -341,9 +342,32 @@ def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():
     with stop.StopRequest() as request:
         os.kill(os.getpid(), signal.SIGHUP)  # the terminal gone: a stop, not the end of the process
         assert request.signal == signal.SIGHUP
+        with pytest.raises(stop.Terminated) as second:  # a second aborts with its own status
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert second.value.signum == signal.SIGTERM
     assert exits.EXIT_STATUS[signal.SIGTERM] == exits.TERMINATED == 143
     assert exits.EXIT_STATUS[signal.SIGINT] == exits.INTERRUPTED == 130
     assert exits.EXIT_STATUS[signal.SIGHUP] == exits.HUNG_UP == 129
+
+
+def test_quiet_exit_takes_a_stream_python_never_opened(monkeypatch):
+    # started with stdout closed (`evaluate.py ... >&-`): sys.stdout is None, and nothing is to flush
+    monkeypatch.setattr(sys, "stdout", None)
+    console.quiet_exit()
+
+
+def test_a_signal_ignored_from_the_start_stays_ignored(capsys):
+    # nohup ignores SIGHUP so that a run outlives its terminal: neither handler may take it back.
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop.StopRequest() as request:
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert not request.requested
+        assert stop.run_stoppable(lambda: os.kill(os.getpid(), signal.SIGHUP) or 0, "unused") == 0
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        assert capsys.readouterr().err == ""
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])

@@ -71,6 +71,8 @@ def quiet_exit():
     turns the exit status into 120, hiding the status the run chose (130 after a saved stop, say).
     """
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with the descriptor closed (``>&-``): Python has none to flush
+            continue
         try:
             stream.flush()
         except _DEAD_STREAM + (_REENTRANT,):

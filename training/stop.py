@@ -2,7 +2,8 @@
 stop after the current step.
 
 The loop checks ``requested`` between steps, saves a final checkpoint and exits cleanly. A second
-signal while that is pending raises KeyboardInterrupt at once (abort without saving).
+signal while that is pending raises KeyboardInterrupt (Ctrl-C) or ``Terminated`` at once (abort without
+saving).
 
 The handler only records the signal and calls ``on_request``, whose failure it ignores: an exception
 raised inside a signal handler surfaces wherever the main thread happens to be (inside ``session.run``,
@@ -13,6 +14,9 @@ Outside the training loop (data preparation, graph building, restoring) there is
 Ctrl-C raises KeyboardInterrupt as Python does, and ``terminate_as_exception`` makes SIGTERM and SIGHUP
 raise ``Terminated`` likewise, so that cleanup (``finally`` blocks, the run's lock) runs instead of the
 process vanishing mid-download.
+
+A signal the process was started to ignore stays ignored (``handle``): ``nohup`` ignores SIGHUP so that a
+run outlives the terminal, and a background job of a non-interactive shell ignores SIGINT.
 """
 import contextlib
 import signal
@@ -34,18 +38,36 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+def handle(signums, handler):
+    """Set ``handler`` for each signal of ``signums`` that is not ignored (SIG_IGN, as ``nohup`` leaves
+    SIGHUP); return {signal: its previous handler} of those set, for ``restore``."""
+    return {signum: signal.signal(signum, handler) for signum in signums
+            if signal.getsignal(signum) != signal.SIG_IGN}
+
+
+def restore(previous):
+    """Put back the handlers ``handle`` replaced."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def _stopped(signum):
+    """The exception a stop signal raises where there is no step to finish: KeyboardInterrupt for Ctrl-C,
+    as Python's own, ``Terminated`` for the others (their exit status differs)."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
 @contextlib.contextmanager
 def terminate_as_exception():
     """Within the block, SIGTERM and SIGHUP raise ``Terminated`` (StopRequest turns them into a stop request
     instead)."""
-    def handle(signum, frame):
-        raise Terminated(signum)
-    previous = {signum: signal.signal(signum, handle) for signum in TERMINATING}
+    def raise_stopped(signum, frame):
+        raise _stopped(signum)
+    previous = handle(TERMINATING, raise_stopped)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        restore(previous)
 
 
 def run_stoppable(body, message):
@@ -78,7 +100,7 @@ class StopRequest(object):
 
     def _handle(self, signum, frame):
         if self.signal is not None:
-            raise KeyboardInterrupt
+            raise _stopped(signum)
         self.signal = signum
         if self._on_request:
             try:
@@ -87,11 +109,9 @@ class StopRequest(object):
                 pass
 
     def __enter__(self):
-        for signum in EXIT_STATUS:  # the signals that have a status of their own
-            self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous = handle(EXIT_STATUS, self._handle)  # the signals that have a status of their own
         return self
 
     def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        restore(self._previous)
         return False

@@ -49,9 +49,10 @@ def lock_path(data_dir, name):
 @contextlib.contextmanager
 def _turn(name, data_dir, record_dir, progress):
     """Hold the lock of dataset ``name`` in ``data_dir`` (``lock_path``) for the block, waiting for the
-    process that holds it, with a line saying so when ``progress``. Where the lock file cannot be made (a
-    read-only data dir, shared with prepared records), complete records are read without it: this
-    process cannot change them. Raises DataError when it cannot be made and the records are incomplete."""
+    process that holds it, with a line saying so when ``progress``; yields whether it holds it. Where the
+    lock file cannot be made (a read-only data dir, shared with prepared records), complete records are
+    read without it: this process cannot change them. Raises DataError when it cannot be made and the
+    records are incomplete."""
     def waiting(holder):
         if progress:
             _say(f"{name}: waiting for {holder} to finish preparing {record_dir}")
@@ -60,10 +61,12 @@ def _turn(name, data_dir, record_dir, progress):
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(lock.exclusive(path, waiting))
+            held = True
         except OSError as e:
             if records.incomplete_reason(record_dir, name) is not None:
                 raise DataError(f"Could not lock {path} ({e}). Choose a writable --data-dir.") from None
-        yield
+            held = False
+        yield held
 
 
 def _kept_source(info, record_dir):
@@ -177,6 +180,7 @@ def prepare(name, data_dir, url=None, archive=None, md5=None, progress=True):
     if name not in DATASETS:
         raise DataError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
     record_dir = os.path.join(data_dir, name)
-    with _turn(name, data_dir, record_dir, progress):
-        records.remove_temporaries(record_dir)
+    with _turn(name, data_dir, record_dir, progress) as locked:
+        if locked:  # no conversion under way then: any temporary is a dead one's
+            records.remove_temporaries(record_dir)
         return _prepare_locked(name, data_dir, record_dir, url, archive, md5, progress)

@@ -136,7 +136,10 @@ def test_a_read_only_data_dir_serves_its_complete_records_without_the_lock(tmp_p
     def read_only(path, on_wait=None):
         raise OSError(errno.EROFS, "Read-only file system", path)
     monkeypatch.setattr(lock, "exclusive", read_only)
+    other = os.path.join(record_dir, ".train.tfrecord.1.tmp")  # maybe a conversion of a process that can lock
+    open(other, "wb").close()
     assert prepare(NAME, str(data_dir), progress=False) == record_dir
+    assert os.path.exists(other)  # not removed without the lock
     _assert_records_equal(record_dir, splits)
     os.remove(os.path.join(record_dir, "meta.json"))
     path = lock_path(str(data_dir), NAME)

@@ -15,7 +15,7 @@ import pytest
 import evaluate
 import train_fixtures as fx
 from tfcompat import tf
-from training import exits, loop
+from training import evaluation, exits, loop
 
 LIMIT = 180  # seconds any one child process may take
 # Momentum on WRN-10-1 without noise or dropout: quick, and runs that should agree agree bit for bit. No
@@ -116,18 +116,44 @@ DAMAGED = tf.errors.DataLossError(None, None, "corrupted record at 1024")
 
 
 def test_out_of_memory_in_an_evaluation_saves_the_step_reached(tmp_path, data_dir, capsys, monkeypatch):
-    # A GPU out of memory in the second evaluation (step 12; no periodic save due): the weights are a whole
-    # step's, so they are saved, and the line says what to do.
-    monkeypatch.setattr(loop, "evaluate_at_x", failing(loop.evaluate_at_x, 2, OOM))
+    # A GPU out of memory in the second evaluation of the test split (step 12; no periodic save due): the
+    # model's state is whole, so it is saved, and the line says what to do.
+    monkeypatch.setattr(evaluation, "evaluate", failing(evaluation.evaluate, 2, OOM))
     args = run_args(tmp_path, data_dir, "oom", "--set", "checkpoint_every=100", "--set", "eval_every=1",
-                    "--max-steps", "1000")
+                    "--set", "bn_reestimate=true", "--max-steps", "1000")
     assert fx.run_main(args) == exits.FAILED
     run = tmp_path / "ckpt" / "oom"
     assert last_line(capsys.readouterr().err) == (
         "error: TensorFlow failed (OOM when allocating tensor with shape[128,160,32,32]) at step 12; saved %s. "
-        "Lower batch_size, then continue with -rl." % (run / "model-12"))
+        "Free the device's memory and continue with -rl, or train on with a smaller batch_size as a new run "
+        "(-n NEW -r CHECKPOINT)." % (run / "model-12"))
     assert saved_steps(run) == [12]
-    assert fx.checkpoint_values(str(run))["global_step"] == 12
+    saved = fx.checkpoint_values(str(run))
+    assert saved["global_step"] == 12
+    variances = [v for name, v in saved.items() if name.endswith("moving_variance")]
+    assert variances and all(v.min() > 0 for v in variances)  # the statistics of a whole pass
+
+
+def test_a_tensorflow_error_in_the_batch_norm_pass_saves_nothing(tmp_path, data_dir, capsys, monkeypatch):
+    # The pass zeroes the statistics before it sums them: failed half-way, they are not worth saving.
+    from training.bn import BatchNormReestimator
+    run_pass, passes = BatchNormReestimator.run, []
+
+    def fails_half_way(self, sess, batches):
+        passes.append(batches)
+        if len(passes) == 2:
+            sess.run(self._reset)
+            raise DAMAGED
+        return run_pass(self, sess, batches)
+    monkeypatch.setattr(BatchNormReestimator, "run", fails_half_way)
+    args = run_args(tmp_path, data_dir, "bn", "--set", "checkpoint_every=100", "--set", "eval_every=1",
+                    "--set", "bn_reestimate=true", "--max-steps", "1000")
+    assert fx.run_main(args) == exits.FAILED
+    line = last_line(capsys.readouterr().err)
+    run = tmp_path / "ckpt" / "bn"
+    assert line.startswith("error: the fashion-mnist records under %s are damaged (corrupted record at 1024) "
+                           "at step 12; the last checkpoint is " % data_dir), line
+    assert saved_steps(run) == []  # best/ holds step 6, from the whole pass of the first evaluation
 
 
 @pytest.mark.parametrize("optimizer, error, saved", [
@@ -166,13 +192,13 @@ def test_a_tensorflow_error_before_training_is_one_line(tmp_path, data_dir, caps
 def test_a_stop_during_the_last_evaluation_lets_the_run_finish(tmp_path, data_dir, capsys, monkeypatch):
     # Ctrl-C while the last step is evaluated: the run is complete, so it ends as done, with its final line
     # (a study runner reading status 130 would otherwise take the finished run for a stopped one).
-    evaluate_at_x = loop.evaluate_at_x
+    evaluate = evaluation.evaluate
 
     def interrupted(*args):
         os.kill(os.getpid(), signal.SIGINT)
-        return evaluate_at_x(*args)
+        return evaluate(*args)
 
-    monkeypatch.setattr(loop, "evaluate_at_x", interrupted)
+    monkeypatch.setattr(evaluation, "evaluate", interrupted)
     args = run_args(tmp_path, data_dir, "last", "--set", "checkpoint_every=100", "--set", "eval_every=100")
     assert fx.run_main(args + ["--max-steps", "2"]) == exits.DONE
     assert last_line(capsys.readouterr().err).startswith("final test accuracy")

@@ -17,6 +17,7 @@ resumed from a step where one was due evaluates there again before its first ste
 from the state an uninterrupted run has. The final checkpoint is written again after the final
 evaluation when that changed the state, so that it holds the statistics its evaluation used.
 """
+import contextlib
 import dataclasses
 import time
 
@@ -93,16 +94,6 @@ class OuterStep(object):
         return StepResult(out["values"], out["extras"], started, seconds)
 
 
-def evaluate_at_x(sess, g, s):
-    """Re-estimate BN statistics at x when the graph has that pass, then evaluate on the whole test split.
-
-    Returns (test loss, test accuracy).
-    """
-    if g.bn is not None:
-        g.bn.run(sess, s.bn_reestimate_batches)
-    return evaluation.evaluate(sess, g.test)
-
-
 class Trainer(object):
     """Runs the outer steps of one session from its current global step to ``steps.total``, evaluating
     and saving as planned.
@@ -124,7 +115,7 @@ class Trainer(object):
     def run(self):
         """Train until the planned total; returns the exit status (see the module docstring)."""
         self.step = self.first_step = int(self.sess.run(self.g.global_step))
-        self.in_step = False  # whether a step's session.run is under way (its writes may be half done)
+        self.changing = None  # what is rewriting the model's state in parts, if anything (``_changing_state``)
         try:
             return self._train()
         except WriteFailed as e:  # after an event file, the checkpoint folder may still take a save
@@ -136,21 +127,33 @@ class Trainer(object):
 
     def _tensorflow_failed(self, e):
         """Report TensorFlow's error ``e`` (out of memory, damaged records, a failed kernel) in one line;
-        returns FAILED. The step reached is saved when the model holds a whole step's weights: the error
-        came between steps (an evaluation, the batch-norm pass, a summary), or it is damaged records that a
-        step of one minibatch reads before it writes anything. Within a step of several minibatches the
-        variables may hold a Langevin iterate x' (Entropy-SGD, Parle), and an error in another of a step's
-        ops may leave some variables updated and others not: nothing is saved then."""
+        returns FAILED. The step reached is saved when the model holds a whole state: the error came
+        outside ``_changing_state`` (the test split's evaluation, a summary), or it is damaged records
+        that a step of one minibatch on one stream reads before it writes anything. Within a step of
+        several minibatches the variables may hold a Langevin iterate x' (Entropy-SGD, Parle), Parle's
+        replicas may have stepped while another one's read failed, an error in another op of a step may
+        leave some variables updated and others not, and the batch-norm pass zeroes the statistics first:
+        nothing is saved then."""
         damaged = isinstance(e, tf.errors.DataLossError)
-        whole = not self.in_step or (damaged and self.g.per_step == 1)
+        read_first = self.changing == "step" and self.g.per_step == 1 and self.s.optimizer != "parle"
+        whole = self.changing is None or (damaged and read_first)
         if damaged:  # read through at the start, so damaged on disk since
             return self._failed("the %s records under %s are damaged (%s)" % (self.s.dataset, self.s.data_dir,
                                                                            first_line(e)),
                                 "Delete them (the next start converts them afresh), then continue with -rl.",
                                 save=whole)
-        advice = ("Lower batch_size, then continue with -rl." if isinstance(e, tf.errors.ResourceExhaustedError)
+        advice = ("Free the device's memory and continue with -rl, or train on with a smaller batch_size as a "
+                  "new run (-n NEW -r CHECKPOINT)." if isinstance(e, tf.errors.ResourceExhaustedError)
                   else "Continue with -rl once the cause is mended.")
         return self._failed("TensorFlow failed (%s)" % first_line(e), advice, save=whole)
+
+    @contextlib.contextmanager
+    def _changing_state(self, what):
+        """Mark the block as ``what`` ("step", "batch-norm pass") rewriting the model's state in parts. Left
+        set when the block raises: the state is then not whole, and ``_tensorflow_failed`` does not save it."""
+        self.changing = what
+        yield
+        self.changing = None
 
     def _train(self):
         step = self.step
@@ -162,10 +165,8 @@ class Trainer(object):
         first_images = {"images": self.g.image_summary} if step == 0 else {}
         run_step = OuterStep(self.sess, self.g, self.heartbeat, **first_images)
         while step < self.steps.total:
-            with self.progress.running_step():
-                self.in_step = True
+            with self.progress.running_step(), self._changing_state("step"):
                 result = run_step()
-                self.in_step = False
             step = self.step = step + 1
             if not result.finite:
                 return self._diverged(step, "loss", result.values)
@@ -221,7 +222,10 @@ class Trainer(object):
     def _evaluate(self, step):
         """Evaluate at ``step``: summaries, the summary line, and a ``best`` checkpoint on a new best."""
         with self.progress.evaluating(step, self.s.bn_reestimate_batches if self.g.bn is not None else 0):
-            loss, accuracy = evaluate_at_x(self.sess, self.g, self.s)
+            if self.g.bn is not None:  # re-estimated at the weights evaluated first (training.bn)
+                with self._changing_state("batch-norm pass"):
+                    self.g.bn.run(self.sess, self.s.bn_reestimate_batches)
+            loss, accuracy = evaluation.evaluate(self.sess, self.g.test)
         self.last_eval = (step, loss, accuracy)
         self.events.test_scalars({"loss": loss, "accuracy": accuracy, "error": 1.0 - accuracy}, step)
         if accuracy > self.best:

@@ -74,7 +74,8 @@ def test_a_lock_file_removed_as_it_is_locked_is_given_up_for_the_one_there_now(t
 def _holding(path, then):
     """Start a process that takes ``exclusive(path)``, or waits for it, says "held" on stdout once it holds
     it, then runs the Python statement ``then``; its waiting line (``on_wait``) goes to stdout too."""
-    code = ("import sys, time\nfrom training import lock\n"
+    code = ("import signal, sys, time\nfrom training import lock\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # even where started with it ignored
             "with lock.exclusive(sys.argv[1], lambda holder: print('waiting for', holder, flush=True)):\n"
             "    print('held', flush=True)\n    %s\n" % then)
     return subprocess.Popen([sys.executable, "-c", code, path], cwd=REPO, stdout=subprocess.PIPE,

@@ -16,7 +16,8 @@ import re
 import sys
 
 from analysis.events import AnalysisError, find_runs, load_run
-from analysis.report import group_runs, markdown_table, plot, summarize, write_atomically
+from analysis.report import group_runs, markdown_table, plot, summarize
+from training.atomic_file import write_atomically
 from training.settings import OneLineParser
 
 

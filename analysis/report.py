@@ -5,12 +5,13 @@ A configuration is a set of runs that differ only by seed: by default the run na
 configuration are shown as their mean with a min-max band, all on the effective-epoch axis.
 """
 import collections
-import os
 import re
 
 import numpy as np
 # A Figure of its own rather than pyplot: no global figure state and no screen backend, files only (Agg).
 from matplotlib.figure import Figure
+
+from training.atomic_file import write_atomically
 
 SEED_SUFFIX = re.compile(r"[-_](?:seed|s)\d+$")
 
@@ -130,18 +131,3 @@ def plot(groups, out_path):
     fig.tight_layout()
     write_atomically(out_path, lambda f: fig.savefig(f, format="png", dpi=120))
     return drawn
-
-
-def write_atomically(path, write):
-    """Call ``write(binary file)`` on a temporary file next to ``path``, then rename it to ``path``: the old
-    file or the whole new one, even after a power cut (the data reaches the disk before the rename)."""
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

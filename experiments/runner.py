@@ -37,11 +37,11 @@ import time
 import numpy as np
 
 import evaluate
-from analysis.report import write_atomically
 from training import checkpoint_files
 from training import exits
 from training import lock
 from training import stop
+from training.atomic_file import write_atomically
 from training.console import SafeStream, quiet_exit
 from training.errors import RunError
 

@@ -47,6 +47,7 @@ import sys
 import time
 
 from experiments import runner
+from training.atomic_file import write_atomically
 from training.schedule import batches_per_step, steps_for_epochs
 
 TRAIN_SIZE, BATCH = 60000, 128
@@ -148,7 +149,7 @@ def run_study(study, args):
         groups = collections.OrderedDict((c, ["%s-seed%d" % (c, s) for s in args.seeds]) for c in args.configs)
         table = runner.flatness_table(study.flatness([n for ns in groups.values() for n in ns], FLATNESS_FLAGS),
                                       groups)
-        runner.write_atomically(os.path.join(study.results, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
+        write_atomically(os.path.join(study.results, "flatness.md"), lambda f: f.write(table.encode("utf-8")))
         print(table, end="")
     study.log.add("# total %.1f min" % ((time.time() - start) / 60.0))
 

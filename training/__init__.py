@@ -6,7 +6,8 @@
 - the TF graph, built apart from sessions and files: ``graph`` (the TrainingGraph), the step of each mode
   (``model_step``, ``parle_replicas``, their contract ``train_step``), ``placement``, ``towers``,
   ``streams``, ``evaluation_graph``, ``bn``, ``optimizer_args``, ``schedule``, ``devices``;
-- files: ``checkpoints``, ``checkpoint_files``, ``events``, ``lock``; a cluster's runtime: ``cluster``.
+- files: ``checkpoints``, ``checkpoint_files``, ``events``, ``lock``, ``atomic_file``; a cluster's runtime:
+  ``cluster``.
 
 ``evaluate.py`` uses the same pieces for a checkpoint's test metrics.
 """

@@ -18,10 +18,10 @@ the steps since the save before it.
 """
 import json
 import os
-import tempfile
 
 from tfcompat import first_line, tf
 from training import checkpoint_files
+from training.atomic_file import write_atomically
 from training.checkpoint_files import BEST, PREFIX
 from training.errors import WriteFailed
 
@@ -183,29 +183,10 @@ def restore_subset(sess, path, var_list):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (never a partial file, even
-    after a power cut: the data reaches the disk before the rename)."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600: give it the mode any new file gets
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _umask():
-    """Return the process's umask. Reading it means setting it, so it is set straight back; meanwhile
-    0077, so that a file another thread creates in that instant is too private rather than too open."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
+    """Write ``obj`` as JSON to ``path``, making its folder, never as a partial file (``write_atomically``)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    text = json.dumps(obj, indent=1, sort_keys=True)
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def read_settings(run_dir):

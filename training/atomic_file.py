@@ -1,0 +1,19 @@
+"""Writing a file so that its readers find the old one or the whole new one, never a part of it:
+``settings.json``, ``--json`` results, a study's log, timings, README and figures."""
+import os
+
+
+def write_atomically(path, write):
+    """Call ``write(binary file)`` on a temporary file next to ``path`` (with the mode any new file gets),
+    bring it to the disk, then rename it to ``path``: the old file or the whole new one, even after a
+    power cut. The temporary is removed on any failure, Ctrl-C included."""
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

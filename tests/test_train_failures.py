@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -97,6 +98,29 @@ def test_a_hang_up_saves_the_step_reached_like_ctrl_c(tmp_path, data_dir, train_
     assert len(steps) == 1 and steps[0] >= 2  # the stop's own save: no periodic save was due
     assert last_line(err) == ("stopped by signal %d at step %d (effective epoch %.2f); saved %s. Continue with -rl."
                               % (signal.SIGHUP, steps[0], steps[0] / 6.0, run / ("model-%d" % steps[0])))
+
+
+def test_ctrl_c_is_heard_during_a_long_step_and_a_second_aborts_it(tmp_path, data_dir, train_process):
+    # One Entropy-SGD step of 200,000 Langevin steps: minutes. The first Ctrl-C is acknowledged at once
+    # (the step runs aside, training.stop.run_aside), and the second ends the run without waiting for the
+    # step: the session's closing cancels it. Nothing is saved: no step ended.
+    args = fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "200000", *fx.EXACT, "-n", "long",
+                         "--max-steps", "1")
+    child = train_process(args)
+    wait_for_line(child, "starting long")
+    time.sleep(3)  # into the first step
+    child.send_signal(signal.SIGINT)
+    deaf = threading.Timer(30, child.kill)  # a run that does not hear it ends the wait below, failing it
+    deaf.start()
+    try:
+        wait_for_line(child, "stopping after this step (again to abort)")
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        deaf.cancel()
+    assert child.returncode == exits.INTERRUPTED
+    assert last_line(err) == "train.py: interrupted; checkpoints saved before now are kept"
+    assert saved_steps(tmp_path / "ckpt" / "long") == []
 
 
 def failing(real, at_call, error):

@@ -6,6 +6,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import types
 
 import numpy as np
@@ -360,6 +361,23 @@ def test_stop_request_turns_signals_into_a_flag_and_restores_handlers():
     assert exits.EXIT_STATUS[signal.SIGTERM] == exits.TERMINATED == 143
     assert exits.EXIT_STATUS[signal.SIGINT] == exits.INTERRUPTED == 130
     assert exits.EXIT_STATUS[signal.SIGHUP] == exits.HUNG_UP == 129
+
+
+def test_a_stop_signal_is_heard_while_a_step_runs_aside_and_a_second_leaves_it():
+    # The step (here a sleep) runs on its own thread: the handler runs at once, not when the step ends.
+    heard = []
+    with stop.StopRequest(lambda signum: heard.append(time.time())) as request:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        start = time.time()
+        assert stop.run_aside(lambda seconds: time.sleep(seconds) or "done", 1.5) == "done"
+        assert request.signal == signal.SIGTERM and heard[0] - start < 1.0  # heard during the step
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()  # again: abort
+        start = time.time()
+        with pytest.raises(stop.Terminated):
+            stop.run_aside(time.sleep, 5.0)
+        assert time.time() - start < 2.0  # left the wait, not the step's end
+    with pytest.raises(ValueError, match="from the step"):  # the step's own exception reaches the caller
+        stop.run_aside(int, "from the step")
 
 
 def test_quiet_exit_takes_a_stream_python_never_opened(monkeypatch):

@@ -25,6 +25,7 @@ from tfcompat import first_line, tf
 from training import evaluation, exits, schedule
 from training.cluster import ClusterError
 from training.errors import WriteFailed
+from training.stop import run_aside
 
 WRITE_ADVICE = "Free some space (or fix the folder), then continue with -rl."
 
@@ -88,7 +89,7 @@ class OuterStep(object):
     def __call__(self):
         """Run the step; return its StepResult."""
         started = time.time()
-        out = self._sess.run(self._fetches)
+        out = run_aside(self._sess.run, self._fetches)  # a stop signal is heard during a long step too
         seconds = time.time() - started
         self._heartbeat()
         return StepResult(out["values"], out["extras"], started, seconds)

@@ -5,10 +5,11 @@ The loop checks ``requested`` between steps, saves a final checkpoint and exits 
 signal while that is pending raises KeyboardInterrupt (Ctrl-C) or ``Terminated`` at once (abort without
 saving).
 
-The handler only records the signal and calls ``on_request``, whose failure it ignores: an exception
-raised inside a signal handler surfaces wherever the main thread happens to be (inside ``session.run``,
-say) and would end the run without its final checkpoint. ``on_request`` should print through
-``training.console`` anyway, which never raises.
+The training loop runs each step aside (``run_aside``), so that the handler runs when the signal comes,
+not when the step's ``session.run`` returns. The handler only records the signal and calls
+``on_request``, whose failure it ignores: an exception raised inside a signal handler surfaces wherever
+the main thread happens to be (a save, say) and would end the run without its final checkpoint.
+``on_request`` should print through ``training.console`` anyway, which never raises.
 
 Outside the training loop (data preparation, graph building, restoring) there is no step to finish:
 Ctrl-C raises KeyboardInterrupt as Python does, and ``terminate_as_exception`` makes SIGTERM and SIGHUP
@@ -20,6 +21,7 @@ run outlives the terminal, and a background job of a non-interactive shell ignor
 """
 import contextlib
 import signal
+import threading
 
 from training.console import quiet_exit, say
 from training.exits import EXIT_STATUS
@@ -115,3 +117,28 @@ class StopRequest(object):
     def __exit__(self, *exc):
         restore(self._previous)
         return False
+
+
+def run_aside(function, *args):
+    """Return ``function(*args)`` (a ``session.run``), run on a thread of its own while this one waits.
+
+    Python runs signal handlers in the main thread, between bytecodes: a ``session.run`` called there holds
+    a stop signal back until it returns, minutes for a WRN Entropy-SGD step on a CPU, during which Ctrl-C
+    seems to do nothing. Waiting here instead, the handler runs at once: the stop request is acknowledged
+    while the step goes on, and a second signal's exception leaves the wait at once. The run is then left
+    to the session, whose closing (on the way out) cancels it. An exception of ``function`` is raised here.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as e:  # handed to the waiting thread, which raises it
+            outcome["error"] = e
+    worker = threading.Thread(target=target, name="session.run", daemon=True)
+    worker.start()
+    worker.join()  # a signal handler runs within it, and its exception leaves it
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+

@@ -54,8 +54,9 @@ def restore(previous):
 
 
 def _stopped(signum):
-    """The exception a stop signal raises where there is no step to finish: KeyboardInterrupt for Ctrl-C,
-    as Python's own, ``Terminated`` for the others (their exit status differs)."""
+    """The exception with which stop signal ``signum`` ends the program at once (outside the training loop,
+    or a second signal within it): KeyboardInterrupt for Ctrl-C, as Python's own, ``Terminated`` for the
+    others (their exit status differs)."""
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 

@@ -1,7 +1,20 @@
 """Fixtures shared by the trainer's end-to-end test files."""
+import signal
+
 import pytest
 
 import train_fixtures as fx
+
+
+def pytest_configure(config):
+    """Give the stop signals the tests send back their usual effect where pytest was started with them
+    ignored (a background job of a script ignores SIGINT, ``nohup`` SIGHUP): the programs rightly leave
+    an ignored signal ignored, and the processes the tests start inherit it. A handler set here is the
+    default again in those processes."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="module")

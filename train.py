@@ -11,12 +11,9 @@ right what a killed save left in the checkpoint folder (training.checkpoint_file
 The run itself is training.run's; this file reads the flags, which is why TensorFlow is loaded only
 after them: ``-h`` and a bad flag answer at once.
 """
-import sys
-
 from config import config_train
-from training import settings
+from training import settings, stop
 from training.console import PROG
-from training.stop import run_stoppable
 
 
 def main(argv=None):
@@ -30,8 +27,8 @@ def main(argv=None):
         s = settings.parse_settings(argv, config_train)
         from training.run import run  # loads TensorFlow: only once the flags are read
         return run(s)
-    return run_stoppable(train, "%s: interrupted; checkpoints saved before now are kept" % PROG)
+    return stop.run_stoppable(train, "%s: interrupted; checkpoints saved before now are kept" % PROG)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stop.end_process(main())

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -121,6 +122,30 @@ def test_ctrl_c_is_heard_during_a_long_step_and_a_second_aborts_it(tmp_path, dat
     assert child.returncode == exits.INTERRUPTED
     assert last_line(err) == "train.py: interrupted; checkpoints saved before now are kept"
     assert saved_steps(tmp_path / "ckpt" / "long") == []
+
+
+# A session.run given up (a signal's exception left run_aside's wait) while one long operation still runs,
+# its session never closed; then the process ends through stop.end_process.
+GIVEN_UP = """
+import os, signal, sys, threading
+from tfcompat import tf
+from training import stop
+with tf.Graph().as_default() as g:
+    a = tf.random.normal([5000, 5000])
+    product = tf.reduce_sum(tf.matmul(tf.matmul(a, a), tf.matmul(a, a)))
+session = tf.Session(graph=g)
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+stop.end_process(stop.run_stoppable(lambda: stop.run_aside(session.run, product), "interrupted"))
+"""
+
+
+def test_a_process_that_gave_up_a_run_ends_with_its_status_not_a_crash():
+    # The interpreter's teardown under a TensorFlow operation still running crashes it (status 139, as
+    # with a third Ctrl-C while the session's closing waits for the step): end_process ends it at once.
+    ended = subprocess.run([sys.executable, "-c", GIVEN_UP], cwd=fx.REPO, capture_output=True, text=True,
+                           timeout=LIMIT)
+    assert ended.returncode == exits.INTERRUPTED, ended.stderr
+    assert ended.stderr.strip().splitlines()[-1] == "interrupted"
 
 
 def failing(real, at_call, error):
@@ -320,7 +345,7 @@ def test_a_start_puts_right_what_killed_saves_left(tmp_path, data_dir, capsys):
     # state file, settings.json, and a best save.
     copy_save(aside, 4, run)
     temporaries = ["model-10.data-00000-of-00001.tempstate1234567", "model-10.index.tempstate89",
-                   "checkpoint.tmp0123456789abcdef", ".tmp-k2j3h4", "best/model-9.index.tempstate5"]
+                   "checkpoint.tmp0123456789abcdef", "settings.json.tmp4242", "best/model-9.index.tempstate5"]
     for name in temporaries:
         (run / name).write_bytes(b"partial")
     (run / "notes.txt").write_text("the user's own file")

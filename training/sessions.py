@@ -32,7 +32,7 @@ def train_chief(s, info, record_dir, folders, cfg=None, server=None, heartbeat=N
             _announce(progress, s, steps, folders, step, restored is not None)
             events = Events(folders.logs, graph=tf_graph, restored_step=step, per_step=g.per_step)
             try:
-                with StopRequest(lambda _: progress.line("stopping after this step (again to abort)")) as stop:
+                with StopRequest(lambda _: _stopping(progress)) as stop:
                     return loop.Trainer(sess, g, s, ckpts, steps, events, progress, stop, heartbeat).run()
             finally:
                 progress.close()
@@ -53,8 +53,13 @@ def train_other_worker(s, info, record_dir, cfg, server, heartbeat):
             progress = _progress(s, g, steps)
             progress.line("worker %d: training replica %d of %d from step %d"
                           % (cfg.task_index, cfg.task_index, cfg.num_workers, sess.run(g.global_step)))
-            with StopRequest() as stop:
+            with StopRequest(lambda _: _stopping(progress)) as stop:
                 return loop.run_worker(sess, g, s, steps, progress, stop, heartbeat)
+
+
+def _stopping(progress):
+    """Acknowledge a stop signal, at once (the step runs aside: training.stop.run_aside)."""
+    progress.line("stopping after this step (again to abort)")
 
 
 def _session(g, cfg, server):

@@ -20,7 +20,9 @@ A signal the process was started to ignore stays ignored (``handle``): ``nohup``
 run outlives the terminal, and a background job of a non-interactive shell ignores SIGINT.
 """
 import contextlib
+import os
 import signal
+import sys
 import threading
 
 from training.console import quiet_exit, say
@@ -32,8 +34,8 @@ TERMINATING = tuple(signum for signum in EXIT_STATUS if signum != signal.SIGINT)
 
 
 class Terminated(BaseException):
-    """SIGTERM or SIGHUP (``signum``) arrived outside the training loop (a BaseException, like
-    KeyboardInterrupt: not an error)."""
+    """SIGTERM or SIGHUP (``signum``) arrived outside the training loop, or a second time within it (a
+    BaseException, like KeyboardInterrupt: not an error)."""
 
     def __init__(self, signum):
         super().__init__(signum)
@@ -120,6 +122,10 @@ class StopRequest(object):
         return False
 
 
+# One event per run that ``run_aside`` gave up waiting for, set once that run has returned (``end_process``).
+_GIVEN_UP = []
+
+
 def run_aside(function, *args):
     """Return ``function(*args)`` (a ``session.run``), run on a thread of its own while this one waits.
 
@@ -127,19 +133,37 @@ def run_aside(function, *args):
     a stop signal back until it returns, minutes for a WRN Entropy-SGD step on a CPU, during which Ctrl-C
     seems to do nothing. Waiting here instead, the handler runs at once: the stop request is acknowledged
     while the step goes on, and a second signal's exception leaves the wait at once. The run is then left
-    to the session, whose closing (on the way out) cancels it. An exception of ``function`` is raised here.
+    to the session, whose closing (on the way out) cancels it once the operation under way ends (TF waits
+    up to 30 s for it); the process must end through ``end_process``. An exception of ``function`` is raised here.
     """
-    outcome = {}
+    outcome, returned = {}, threading.Event()
 
     def target():
         try:
             outcome["value"] = function(*args)
         except BaseException as e:  # handed to the waiting thread, which raises it
             outcome["error"] = e
+        finally:
+            returned.set()
     worker = threading.Thread(target=target, name="session.run", daemon=True)
     worker.start()
-    worker.join()  # a signal handler runs within it, and its exception leaves it
+    try:
+        worker.join()  # a signal handler runs within it, and its exception leaves it
+    except BaseException:
+        _GIVEN_UP.append(returned)
+        raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def end_process(status):
+    """End the process with ``status``. Should a run that ``run_aside`` gave up still be inside TensorFlow
+    (a third Ctrl-C while the session's closing waited for it), the interpreter's teardown would crash
+    under it (status 139): the process then ends at once, its output flushed, every ``finally`` block
+    already run on the way here."""
+    if not all(event.is_set() for event in _GIVEN_UP):
+        quiet_exit()
+        os._exit(status)
+    sys.exit(status)
 

@@ -9,12 +9,13 @@ import train_fixtures as fx
 def pytest_configure(config):
     """Give the stop signals the tests send back their usual effect where pytest was started with them
     ignored (a background job of a script ignores SIGINT, ``nohup`` SIGHUP): the programs rightly leave
-    an ignored signal ignored, and the processes the tests start inherit it. A handler set here is the
-    default again in those processes."""
+    an ignored signal ignored, and the processes the tests start would inherit it. A handler set here is
+    the default again in those processes. SIGHUP gets one that does nothing, so that pytest itself still
+    outlives its terminal under nohup; SIGINT Python's own, which the in-process tests rely on."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, lambda signum, frame: None)
 
 
 @pytest.fixture(scope="module")

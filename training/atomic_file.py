@@ -1,5 +1,6 @@
 """Writing a file so that its readers find the old one or the whole new one, never a part of it:
 ``settings.json``, ``--json`` results, a study's log, timings, README and figures."""
+import contextlib
 import os
 
 
@@ -9,6 +10,8 @@ def write_atomically(path, write):
     power cut. The temporary is removed on any failure, Ctrl-C included."""
     tmp = "%s.tmp%d" % (path, os.getpid())
     try:
+        with contextlib.suppress(FileNotFoundError):  # another process's of the same pid, killed: not its mode
+            os.remove(tmp)
         with open(tmp, "wb") as f:
             write(f)
             f.flush()

@@ -25,8 +25,8 @@ PREFIX = "model"
 BEST = "best"
 STATE = "checkpoint"
 _SAVE_FILE = re.compile(r"^%s-(\d+)\.(?:index|data-\d{5}-of-\d{5})$" % PREFIX)
-# TF's temporary names (tensor files, the state file) and write_json's (settings.json).
-_TEMPORARY = re.compile(r"\.tempstate\d+$|^%s\.tmp[0-9a-f]+$|^\.tmp-" % STATE)
+# TF's temporary names (tensor files, the state file) and training.atomic_file's for settings.json.
+_TEMPORARY = re.compile(r"\.tempstate\d+$|^%s\.tmp[0-9a-f]+$|^settings\.json\.tmp\d+$" % STATE)
 
 Save = collections.namedtuple("Save", "step files complete")
 Save.__doc__ = "One step's checkpoint files in a folder (names, sorted) and whether they make a whole save."

@@ -10,8 +10,9 @@ fp32+xla on request):
 Each variant has its own graph and session in this one process; after an untimed warm-up round (XLA
 compilation, autotuning), the variants are timed in turns over --rounds rounds and the median is
 reported, so background load hits them alike. A round gives every variant about --evals gradient
-evaluations (an Entropy-SGD outer step is L of them). Ctrl-C or SIGTERM (``timeout``) stops it after the
-current turn: past the first round it prints the table of the rounds complete, then exits 130 or 143.
+evaluations (an Entropy-SGD outer step is L of them). Ctrl-C, SIGTERM (``timeout``) or SIGHUP stops it
+after the current turn: past the first round it prints the table of the rounds complete, then exits 130,
+143 or 129.
 
 Columns: images/s per gradient evaluation (batch * evaluations per outer step / seconds per outer
 step); Entropy-SGD / momentum at the same mode and input; real / synthetic; GPU GiB: the variant's
@@ -168,7 +169,7 @@ def device_name():
 def measure(variants, rounds, gpu, stop):
     """Warm every variant up, then time them in turns (bench.turns.rotations) for ``rounds`` rounds.
 
-    ``stop`` (a training.stop.StopRequest: Ctrl-C or SIGTERM) is looked at before every turn: once it is
+    ``stop`` (a training.stop.StopRequest: Ctrl-C, SIGTERM or SIGHUP) is looked at before every turn: once it is
     requested, the samples of the unfinished round are dropped, so every variant keeps the same rounds.
     Returns the rounds complete: ``rounds``, or fewer (0 when stopped before the first was complete)."""
     for v in variants:

@@ -9,9 +9,9 @@ to ``experiments/results/<study>/``: the README's generated section (``fill_read
 
 Stopping: Ctrl-C, SIGTERM or SIGHUP to the script is passed on, once, to the stage running (train.py saves
 a checkpoint and exits), and the script then exits with the signal's status (130, 143, 129); between stages
-it ends at once with one line and that status. A run stopped during
-its last step ends all the same, and is counted finished first. A script killed outright (SIGKILL, the
-out-of-memory killer) takes its stage with it: the kernel sends the stage SIGTERM (on Linux), so it saves.
+it ends at once with one line and that status. A run stopped during its last step ends all the same, and
+is counted finished first. A script killed outright (SIGKILL, the out-of-memory killer) takes its stage
+with it: the kernel sends the stage SIGTERM (on Linux), so it saves.
 Run the same command again to go on: finished runs are skipped and a run with checkpoints is resumed with
 ``-rl``, so no more than the last checkpoint interval is lost. A training run that fails otherwise is
 logged as failed and the study goes on with the next (the next call tries it again); one that diverges (a

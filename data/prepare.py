@@ -12,21 +12,12 @@ find the records complete.
 """
 import contextlib
 import os
-import sys
 
 from data import cifar, fetch, idx, records
 from data.datasets import DATASETS
 from data.errors import DataError
 from training import lock
-
-
-def _say(text):
-    """Print ``text`` as one line on stderr. Never raises: a closed or full stream (a dead log pipe)
-    must not stop the preparation it describes."""
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
+from training.console import say
 
 
 def _conversion_line(name, record_dir, reason):
@@ -55,7 +46,7 @@ def _turn(name, data_dir, record_dir, progress):
     records are incomplete."""
     def waiting(holder):
         if progress:
-            _say(f"{name}: waiting for {holder} to finish preparing {record_dir}")
+            say(f"{name}: waiting for {holder} to finish preparing {record_dir}")
 
     path = lock_path(data_dir, name)
     with contextlib.ExitStack() as stack:
@@ -157,7 +148,7 @@ def _prepare_locked(name, data_dir, record_dir, url, archive, md5, progress):
         records.verify(record_dir)
         return record_dir
     if progress:
-        _say(_conversion_line(name, record_dir, reason))
+        say(_conversion_line(name, record_dir, reason))
     try:
         os.makedirs(record_dir, exist_ok=True)
     except OSError as e:

@@ -386,6 +386,12 @@ def test_quiet_exit_takes_a_stream_python_never_opened(monkeypatch):
     console.quiet_exit()
 
 
+def test_say_takes_a_stderr_python_never_opened(monkeypatch):
+    # `python -m data ... 2>&-`: the waiting and converting lines are dropped, the preparation goes on
+    monkeypatch.setattr(sys, "stderr", None)
+    console.say("data: converting")
+
+
 def test_a_signal_ignored_from_the_start_stays_ignored(capsys):
     # nohup ignores SIGHUP so that a run outlives its terminal: neither handler may take it back.
     before = signal.signal(signal.SIGHUP, signal.SIG_IGN)

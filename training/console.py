@@ -58,8 +58,12 @@ class SafeStream(object):
 
 
 def say(text, stream=None):
-    """Print ``text`` as one line on ``stream`` (default: stderr), flushed; never raises."""
-    out = SafeStream(stream or sys.stderr)
+    """Print ``text`` as one line on ``stream`` (default: stderr), flushed; never raises, not even where
+    Python has no stderr (started with the descriptor closed)."""
+    stream = stream or sys.stderr
+    if stream is None:
+        return
+    out = SafeStream(stream)
     out.write(text + "\n")
     out.flush()
 

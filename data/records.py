@@ -24,6 +24,7 @@ from tqdm import tqdm
 from data.errors import DataError
 from data.fetch import show_progress
 from tfcompat import first_line, tf
+from training.atomic_file import write_atomically
 
 META = "meta.json"
 # What the pipeline and train.py read from meta.json: a folder whose meta.json lacks one is converted again.
@@ -271,14 +272,8 @@ def remove_temporaries(record_dir):
 
 
 def _write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary name."""
-    tmp = _temporary(path, os.getpid())
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        _discard([tmp])
+    """Write ``text`` to ``path`` whole or not at all, through this process's ``_temporary`` name."""
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), _temporary(path, os.getpid()))
 
 
 def _discard(paths):

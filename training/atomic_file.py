@@ -4,11 +4,12 @@ import contextlib
 import os
 
 
-def write_atomically(path, write):
+def write_atomically(path, write, tmp=None):
     """Call ``write(binary file)`` on a temporary file next to ``path`` (with the mode any new file gets),
     bring it to the disk, then rename it to ``path``: the old file or the whole new one, even after a
-    power cut. The temporary is removed on any failure, Ctrl-C included."""
-    tmp = "%s.tmp%d" % (path, os.getpid())
+    power cut. The temporary is removed on any failure, Ctrl-C included. It is ``tmp`` when given (the
+    name a caller's sweep of killed writers' temporaries looks for), else ``PATH.tmpPID``."""
+    tmp = tmp or "%s.tmp%d" % (path, os.getpid())
     try:
         with contextlib.suppress(FileNotFoundError):  # another process's of the same pid, killed: not its mode
             os.remove(tmp)

@@ -3,9 +3,10 @@
 TensorFlow puts an op on the CPU without a word where the GPU has no kernel for it (soft placement, which
 the project's sessions allow) or where the graph pins it there. One float op of the Langevin loop on the
 host would copy a tensor across the bus in every inner step, and a float op of the input on the host would
-mean the images are normalised there, not on the device as the pipeline intends. So every float op that
-one traced step runs must run on the GPU: the Entropy-SGD step on a small model, then the real training
-step of train.py's graph at each precision.
+mean the images are normalised there, not on the device as the pipeline intends. So every op with a float
+tensor output that one traced step runs must run on the GPU: the Entropy-SGD step on a small model, then
+the real training step of train.py's graph at each precision. Float scalars (a learning rate, a loss
+scale) may be computed on the host, as TF does with small integer ops: they cost a copy of four bytes.
 
 The rest of the suite runs on the GPU as it stands when the machine has one (``bench/on_device.sh`` names
 the files): the optimizers against their NumPy references, the models, train.py end to end. This file adds
@@ -32,10 +33,11 @@ def float_ops_off(sess, op, device_type):
     """Run ``op`` once, traced; return (how many float ops it ran, [(name, type, device)] of those that ran
     on a device other than of ``device_type``: "GPU" or "CPU").
 
-    A float op is an op of the graph with a floating-point output, or a compiled XLA cluster (``_XlaRun``,
-    added by TensorFlow: its arithmetic is float).
+    A float op is an op of the graph with a floating-point output that is not known to be a scalar, or a
+    compiled XLA cluster (``_XlaRun``, added by TensorFlow: its arithmetic is float).
     """
-    floats = {o.name for o in sess.graph.get_operations() if any(t.dtype.is_floating for t in o.outputs)}
+    floats = {o.name for o in sess.graph.get_operations()
+              if any(t.dtype.is_floating and t.shape.rank != 0 for t in o.outputs)}
     ran = [(name, op_type, device) for name, op_type, device in traced_ops(sess, op)
            if name in floats or op_type == "_XlaRun"]
     return len(ran), [r for r in ran if not r[2].rpartition("device:")[2].upper().startswith(device_type)]

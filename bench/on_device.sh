@@ -47,12 +47,12 @@ gpu_files=(tests/test_gpu.py tests/test_entropy_sgd.py tests/test_entropy_sgd_sc
            tests/test_train_e2e.py tests/test_train_parallel.py tests/test_train_resume_exact.py)
 tests() {
   local limit=${TESTS_S:-300} start=$SECONDS rest=()
-  NVIDIA_TF32_OVERRIDE=0 timeout -s INT "$limit" "$py" -m pytest -q -n "$workers" -p no:cacheprovider \
+  NVIDIA_TF32_OVERRIDE=0 timeout -k 20 -s INT "$limit" "$py" -m pytest -q -n "$workers" -p no:cacheprovider \
     --durations=10 "${gpu_files[@]}" 2>&1 | tee "$out/tests-gpu.txt" || status=1
   for f in tests/test_*.py; do [[ " ${gpu_files[*]} " == *" $f "* ]] || rest+=("$f"); done
   local left=$((limit - (SECONDS - start)))
   if ((left > 30)); then
-    NVIDIA_TF32_OVERRIDE=0 timeout -s INT "$left" "$py" -m pytest -q -n "$workers" -p no:cacheprovider \
+    NVIDIA_TF32_OVERRIDE=0 timeout -k 20 -s INT "$left" "$py" -m pytest -q -n "$workers" -p no:cacheprovider \
       "${rest[@]}" 2>&1 | tee "$out/tests-rest.txt" || status=1
   fi
 }
@@ -67,11 +67,12 @@ bench() {
 }
 
 # run_bench SECONDS NAME MODULE FLAGS...: the module, stopped by SIGTERM after SECONDS (it then prints
-# what it measured and exits 143, which is no failure here), its output in $out/NAME.txt.
+# what it measured and exits 143, which is no failure here; killed 30 s later if a turn or an XLA
+# compilation under way holds it longer), its output in $out/NAME.txt.
 run_bench() {
   local limit=$1 name=$2
   shift 2
-  timeout -s TERM "$limit" "$py" -m "$@" 2>&1 | tee "$out/$name.txt"
+  timeout -k 30 -s TERM "$limit" "$py" -m "$@" 2>&1 | tee "$out/$name.txt"
   local code=${PIPESTATUS[0]}
   ((code == 0 || code == 124 || code == 143)) || status=1
 }

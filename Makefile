@@ -1,6 +1,6 @@
 # make test  : create .venv from requirements-test.txt when missing or stale, lint (ruff), run the whole
 #              test suite in TEST_WORKERS processes (pytest-xdist; 2 fits the 2-core CI machine)
-# make test-fast : lint and the tests not marked slow (under 90 s on 2 cores), for the edit loop
+# make test-fast : lint and the tests not marked slow (about 100 s on 2 cores), for the edit loop
 # make train : create .venv from requirements.txt, then a short real Entropy-SGD run on Fashion-MNIST
 PYTHON ?= python3
 VENV   ?= .venv

@@ -78,4 +78,4 @@ class config_train(object):
                                    # dropout on
     bn_reestimate_batches = 50     # training batches for that pass
     checkpoint_every = 1.0         # effective epochs between periodic checkpoints
-    keep_checkpoints = 3           # periodic checkpoints kept (plus "best" and the final one)
+    keep_checkpoints = 3           # newest checkpoints kept, the final one among them (plus "best")

@@ -102,7 +102,7 @@ SETTINGS = (
     Setting("bn_reestimate_batches", INT, "training batches of that pass", "bookkeeping", at_least(1),
             roles=(RESUME, EVALUATE)),
     Setting("checkpoint_every", FLOAT, "effective epochs between periodic checkpoints", "bookkeeping", positive()),
-    Setting("keep_checkpoints", INT, "periodic checkpoints kept, besides best and the final one", "bookkeeping",
+    Setting("keep_checkpoints", INT, "newest checkpoints kept, the final one among them (best/ besides)", "bookkeeping",
             at_least(1)),
 )
 

@@ -235,6 +235,7 @@ def test_every_inner_step_outer_step_and_variable_draws_its_own_noise(fused):
     assert np.all(np.abs(correlations) < 0.04), correlations  # about 0.007 each if independent
 
 
+@pytest.mark.bitexact
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
 def test_the_noise_is_a_function_of_the_seed(fused):
     """Two graphs and sessions with one seed end with the same weights, bit for bit; another seed elsewhere."""
@@ -247,6 +248,7 @@ def test_the_noise_is_a_function_of_the_seed(fused):
     assert all(not np.array_equal(a, c) for a, c in zip(first, other))
 
 
+@pytest.mark.bitexact
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "per-variable"])
 def test_save_restore_continues_exactly(tmp_path, fused):
     """With noise: a session restored at outer step k draws what the uninterrupted one draws after k."""

@@ -3,8 +3,8 @@
 TensorFlow puts an op on the CPU without a word where the GPU has no kernel for it (soft placement, which
 the project's sessions allow) or where the graph pins it there. One float op of the Langevin loop on the
 host would copy a tensor across the bus in every inner step, and a float op of the input on the host would
-mean the images are normalised there, not on the device as the pipeline intends. So every op with a float
-tensor output that one traced step runs must run on the GPU: the Entropy-SGD step on a small model, then
+mean the images are normalised there, not on the device as the pipeline intends. So every op that one traced
+step runs and that reads or makes a float tensor must run on the GPU: the Entropy-SGD step on a small model, then
 the real training step of train.py's graph at each precision. Float scalars (a learning rate, a loss
 scale) may be computed on the host, as TF does with small integer ops: they cost a copy of four bytes.
 
@@ -29,15 +29,26 @@ HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU (bench/on_device.sh)")
 
 
+# Ops that read only a tensor's shape, which TF keeps on the host, whatever the tensor's device.
+SHAPE_OPS = ("Shape", "ShapeN", "Size", "Rank")
+
+
+def _float_tensor(t):
+    """Whether ``t`` is a float tensor not known to be a scalar."""
+    return t.dtype.is_floating and t.shape.rank != 0
+
+
 def float_ops_off(sess, op, device_type):
     """Run ``op`` once, traced; return (how many float ops it ran, [(name, type, device)] of those that ran
     on a device other than of ``device_type``: "GPU" or "CPU").
 
-    A float op is an op of the graph with a floating-point output that is not known to be a scalar, or a
-    compiled XLA cluster (``_XlaRun``, added by TensorFlow: its arithmetic is float).
+    A float op is an op of the graph, other than ``SHAPE_OPS``, that reads or makes a float tensor (not a
+    scalar), or a compiled XLA cluster (``_XlaRun``, added by TensorFlow: its arithmetic is float). Ops that
+    TensorFlow's graph passes add otherwise (a layout optimiser's transposes) are not in the graph and not
+    checked.
     """
-    floats = {o.name for o in sess.graph.get_operations()
-              if any(t.dtype.is_floating and t.shape.rank != 0 for t in o.outputs)}
+    floats = {o.name for o in sess.graph.get_operations() if o.type not in SHAPE_OPS
+              and any(_float_tensor(t) for t in list(o.inputs) + list(o.outputs))}
     ran = [(name, op_type, device) for name, op_type, device in traced_ops(sess, op)
            if name in floats or op_type == "_XlaRun"]
     return len(ran), [r for r in ran if not r[2].rpartition("device:")[2].upper().startswith(device_type)]

@@ -90,6 +90,7 @@ def keyed_logits(name, images, positions):
             return sess.run(logits)
 
 
+@pytest.mark.bitexact
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_dropout_masks_are_a_function_of_the_key(name):
     """Across graphs the same key gives the same training-mode logits, another key others; evaluation mode

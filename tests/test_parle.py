@@ -90,6 +90,7 @@ def test_matches_numpy_reference(n):
                                rtol=1e-6)
 
 
+@pytest.mark.bitexact
 def test_one_replica_is_entropy_sgd_exactly():
     params, data, steps = init_params("two_layer"), replica_data(1), 4
     ref_got, (x_got,), history = run_parle(params, data, steps)

@@ -55,6 +55,7 @@ def test_each_optimizer_trains_and_writes_checkpoints_and_events(tmp_path, data_
         np.testing.assert_allclose([v for _, v in train_events["learning_rate"]], [0.25] * 3)
 
 
+@pytest.mark.bitexact
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, data_dir, capsys):
     args = fx.train_args(tmp_path, data_dir, "-opt", "entropy-sgd", "-L", "2", *fx.EXACT)
     assert fx.run_main(args + ["-n", "whole", "--max-steps", "5"]) == exits.DONE
@@ -77,6 +78,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, data_dir, 
                                    rtol=1e-6, err_msg=tag)
 
 
+@pytest.mark.bitexact
 def test_sigterm_saves_a_final_checkpoint_and_resume_matches(tmp_path, data_dir):
     args = fx.train_args(tmp_path, data_dir, "-opt", "momentum", *fx.EXACT, "--set", "checkpoint_every=100")
     child = fx.subprocess_train(args + ["-n", "term", "--max-steps", "100000"])
@@ -166,6 +168,7 @@ def test_start_problems_are_one_line_errors(tmp_path, data_dir, capsys):
                 "best/model-1 (Read less bytes" % (tmp_path / "ckpt" / "x"))
 
 
+@pytest.mark.bitexact
 def test_restore_starts_from_weights_and_evaluate_reports_the_same_numbers(tmp_path, data_dir, capsys):
     args = fx.train_args(tmp_path, data_dir, "-opt", "adam", "--max-steps", "3")
     assert fx.run_main(args + ["-n", "a"]) == exits.DONE
@@ -325,6 +328,7 @@ def test_data_and_run_problems_are_one_line_errors(tmp_path, data_dir, capsys, m
     assert capsys.readouterr().err.strip() == "train.py: interrupted; checkpoints saved before now are kept"
 
 
+@pytest.mark.bitexact
 def test_evaluate_reestimates_batch_norm_at_x_on_the_batches_the_run_read(tmp_path, data_dir, capsys):
     """A checkpoint saved between evaluations holds statistics collected at the Langevin iterates x':
     evaluate.py re-estimates them at x first, as train.py does, whatever the checkpoint holds, on the

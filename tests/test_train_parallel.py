@@ -3,6 +3,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 import evaluate
 import train_fixtures as fx
@@ -10,6 +11,7 @@ from config import config_train
 from tfcompat import tf
 from training import devices, exits, graph, settings
 from training.dataset import record_info
+from training.trace import traced_ops
 
 ESGD = ["-L", "2", "--set", "esgd_learning_rate=0.25"]
 PARLE = ["-opt", "parle", "--set", "rho=0.5", "--set", "rho_scoping=0.5"] + ESGD
@@ -60,6 +62,7 @@ def test_parle_with_one_replica_is_entropy_sgd(tmp_path, data_dir):
         np.testing.assert_allclose(parle[k], esgd[k], rtol=1e-5, atol=1e-5 * np.abs(esgd[k]).max(), err_msg=k)
 
 
+@pytest.mark.bitexact
 def test_parle_resumes_exactly(tmp_path, data_dir, capsys):
     args = fx.train_args(tmp_path, data_dir, *fx.EXACT, *PARLE, "--replicas", "2")
     assert fx.run_main(args + ["-n", "whole", "--max-steps", "4"]) == exits.DONE
@@ -85,8 +88,8 @@ def test_data_parallel_towers_read_the_whole_batch(tmp_path, data_dir):
 
 def test_data_parallel_towers_run_on_their_devices(data_dir):
     """In a traced step of -g 2 (Entropy-SGD: the first inner step, then the Langevin loop), tower t's
-    convolutions, matrix products and their gradients run on CPU device t (variable reads stay with the
-    variables, on the first)."""
+    convolutions, matrix products and their gradients run on its device (``devices.local_devices``): CPU
+    device t, or on a machine with one GPU that GPU for both (variable reads stay with the variables)."""
     record_dir = str(data_dir / "fashion-mnist")
     s = settings.parse_settings(fx.TINY + ["--data-dir", str(data_dir), "-g", "2", *ESGD, "-opt", "entropy-sgd"],
                                 config_train)
@@ -95,16 +98,14 @@ def test_data_parallel_towers_run_on_their_devices(data_dir):
         with tf.Session(config=devices.session_config(g.num_devices)) as sess:
             sess.run(g.init)
             sess.run(g.train_init, {g.start_batch: 0})
-            meta = tf.RunMetadata()
-            sess.run(g.train_op, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=meta)
+            ran = traced_ops(sess, g.train_op)
     placed = {}  # (tower, in the Langevin loop) -> {devices that ran its convolutions / products}
-    for d in meta.step_stats.dev_stats:
-        for n in d.node_stats:
-            tower = re.search(r"tower_\d", n.node_name)
-            if tower and n.node_name.endswith(("/Conv2D", "/MatMul", "/Conv2DBackpropFilter")):
-                placed.setdefault((tower.group(), "langevin/" in n.node_name), set()).add(d.device.split("device:")[-1])
-    assert placed == {("tower_0", False): {"CPU:0"}, ("tower_1", False): {"CPU:1"},
-                      ("tower_0", True): {"CPU:0"}, ("tower_1", True): {"CPU:1"}}, placed
+    for name, _, device in ran:
+        tower = re.search(r"tower_\d", name)
+        if tower and name.endswith(("/Conv2D", "/MatMul", "/Conv2DBackpropFilter")):
+            placed.setdefault((tower.group(), "langevin/" in name), set()).add(device.split("device:")[-1])
+    expected = [d.lstrip("/").upper() for d in devices.local_devices(2)]  # "/cpu:1" -> "CPU:1"
+    assert placed == {(f"tower_{t}", loop): {expected[t]} for t in (0, 1) for loop in (False, True)}, placed
 
 
 def test_parallel_flag_errors(tmp_path, data_dir, capsys):

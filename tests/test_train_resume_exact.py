@@ -9,6 +9,8 @@ import pytest
 import train_fixtures as fx
 from training import exits
 
+pytestmark = pytest.mark.bitexact
+
 # TINY evaluates every outer step or two (so at STOP and STEPS, in both runs: the best accuracy agrees too).
 STEPS, STOP = 4, 2
 NOISY = ["--set", "epsilon=0.01"]  # noise that moves the weights visibly (the default epsilon is 1e-4)

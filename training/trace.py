@@ -11,15 +11,15 @@ def traced_ops(sess, op):
     renames some (with oneDNN, Conv2D runs as _MklNativeConv2D), and no test or figure may depend on the
     CPU. An op that TensorFlow's own passes added (``_XlaRun``, ...) is listed by its traced type.
     """
+    # The executor's own record of each op it ran: a full trace would add the GPU profiler's (CUPTI's)
+    # kernel and copy streams, which nothing here reads and which a machine may fail to start.
     metadata = tf.RunMetadata()
-    sess.run(op, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+    sess.run(op, options=tf.RunOptions(trace_level=tf.RunOptions.SOFTWARE_TRACE), run_metadata=metadata)
     graph_types = {o.name: o.type for o in sess.graph.get_operations()}
-    # A GPU trace also lists each kernel under its stream and copies under memcpy: count the op once.
     return [(node.node_name,
              graph_types.get(node.node_name, node.timeline_label.partition(" = ")[2].partition("(")[0]),
              dev.device)
-            for dev in metadata.step_stats.dev_stats if not any(w in dev.device for w in ("stream", "memcpy"))
-            for node in dev.node_stats]
+            for dev in metadata.step_stats.dev_stats for node in dev.node_stats]
 
 
 def traced_op_types(sess, op):

@@ -30,14 +30,11 @@ def _conversion_line(name, record_dir, reason):
 
 
 def lock_path(data_dir, name):
-    """Return the file whose lock a process holds while it prepares dataset ``name`` in ``data_dir``: beside
-    the record folder, the real one where ``data_dir/name`` is a symlink, so that data dirs linking one
-    shared record folder take turns on it too."""
+    """Return the file whose lock a process holds while it prepares dataset ``name`` in ``data_dir``."""
     # Beside the record folder, not in it: users are told to delete that folder (damaged records), and
     # deleting it while a run holds the lock would let the next run lock a new file in a new folder and
     # convert alongside the holder.
-    folder, record_name = os.path.split(os.path.realpath(os.path.join(data_dir, name)))
-    return os.path.join(folder, f".{record_name}.lock")
+    return os.path.join(data_dir, f".{name}.lock")
 
 
 @contextlib.contextmanager

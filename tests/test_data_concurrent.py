@@ -147,16 +147,3 @@ def test_a_read_only_data_dir_serves_its_complete_records_without_the_lock(tmp_p
         prepare(NAME, str(data_dir), progress=False)
     assert str(e.value) == ("Could not lock %s ([Errno 30] Read-only file system: '%s'). Choose a writable "
                             "--data-dir." % (path, path))
-
-
-def test_data_dirs_linking_one_record_folder_take_turns_on_it(tmp_path):
-    # A shared record folder linked into two projects' data dirs: both lock the file beside the real folder.
-    shared = tmp_path / "shared" / "fm"
-    shared.mkdir(parents=True)
-    for project in ("a", "b"):
-        (tmp_path / project).mkdir()
-        os.symlink(shared, tmp_path / project / NAME)
-    real = os.path.realpath(tmp_path)  # the expected paths as the OS resolves them
-    assert lock_path(str(tmp_path / "a"), NAME) == lock_path(str(tmp_path / "b"), NAME) == os.path.join(
-        real, "shared", ".fm.lock")
-    assert lock_path(str(tmp_path / "plain"), NAME) == os.path.join(real, "plain", f".{NAME}.lock")

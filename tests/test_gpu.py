@@ -3,10 +3,11 @@
 TensorFlow puts an op on the CPU without a word where the GPU has no kernel for it (soft placement, which
 the project's sessions allow) or where the graph pins it there. One float op of the Langevin loop on the
 host would copy a tensor across the bus in every inner step, and a float op of the input on the host would
-mean the images are normalised there, not on the device as the pipeline intends. So every op that one traced
-step runs and that reads or makes a float tensor must run on the GPU: the Entropy-SGD step on a small model, then
-the real training step of train.py's graph at each precision. Float scalars (a learning rate, a loss
-scale) may be computed on the host, as TF does with small integer ops: they cost a copy of four bytes.
+mean the images are normalised there, not on the device as the pipeline intends. So every op that one
+traced step runs and that reads or makes a float tensor must run on the GPU: the Entropy-SGD step on a
+small model, then the real training step of train.py's graph at each precision. Float scalars (a learning
+rate, a loss scale) may be computed on the host, as TF does with small integer ops: they cost a copy of
+four bytes.
 
 The rest of the suite runs on the GPU as it stands when the machine has one (``bench/on_device.sh`` names
 the files): the optimizers against their NumPy references, the models, train.py end to end. This file adds

@@ -1,4 +1,4 @@
-"""What one run of an op executes, read from a full trace: for tests and benchmarks that check what
+"""What one run of an op executes, read from TensorFlow's trace of it: for tests and benchmarks that check what
 the graph runs (which ops, how many, on which device), independent of the kernels a CPU happens to use."""
 from tfcompat import tf
 

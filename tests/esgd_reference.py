@@ -92,6 +92,15 @@ def init_params(model, seed=1):
     return [(0.5 * rng.randn(*s)).astype(np.float32) for s in shapes]
 
 
+def mean_loss(model, vs, x, y):
+    """The mean cross-entropy of the ``model`` ("linear" or "two_layer") with variables ``vs`` on batch (x, y)."""
+    if model == "linear":
+        logits = tf.matmul(x, vs[0]) + vs[1]
+    else:
+        logits = tf.matmul(tf.tanh(tf.matmul(x, vs[0]) + vs[1]), vs[2]) + vs[3]
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+
 def build_tf_model(model, params, xs, ys, skip_batches=0, towers=1):
     """Variables set to `params`, an iterator over the fixed batches (no shuffle), and loss_fn.
 
@@ -101,21 +110,14 @@ def build_tf_model(model, params, xs, ys, skip_batches=0, towers=1):
     it = tf.data.make_one_shot_iterator(ds)
     vs = [tf.get_variable("p%d" % i, initializer=tf.constant(p)) for i, p in enumerate(params)]
 
-    def mean_loss(x, y):
-        if model == "linear":
-            logits = tf.matmul(x, vs[0]) + vs[1]
-        else:
-            logits = tf.matmul(tf.tanh(tf.matmul(x, vs[0]) + vs[1]), vs[2]) + vs[3]
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-
     def loss_fn():
         x, y = it.get_next()
         if towers == 1:
-            return mean_loss(x, y)
+            return mean_loss(model, vs, x, y)
         losses = []
         for t, (x_t, y_t) in enumerate(zip(tf.split(x, towers), tf.split(y, towers))):
             with tf.device("/cpu:%d" % t):
-                losses.append(mean_loss(x_t, y_t))
+                losses.append(mean_loss(model, vs, x_t, y_t))
         return losses
 
     return vs, loss_fn, it

@@ -18,7 +18,7 @@ import pytest
 
 import train_fixtures as fx
 from config import config_train
-from esgd_reference import init_params, make_data
+from esgd_reference import init_params, make_data, mean_loss
 from optimizers import EntropySGD
 from tfcompat import tf
 from training import graph, settings
@@ -61,12 +61,10 @@ def _two_layer_step(fused, data_device=None):
     xs, ys = make_data()
     with tf.device(data_device):
         x, y = tf.constant(xs[0]), tf.constant(ys[0])
-    w0, b0, w1, b1 = [tf.get_variable("p%d" % i, initializer=tf.constant(p))
-                      for i, p in enumerate(init_params("two_layer"))]
+    vs = [tf.get_variable("p%d" % i, initializer=tf.constant(p)) for i, p in enumerate(init_params("two_layer"))]
 
     def loss_fn():
-        logits = tf.matmul(tf.tanh(tf.matmul(x, w0) + b0), w1) + b1
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        return mean_loss("two_layer", vs, x, y)
 
     return EntropySGD(loss_fn, 0.1, L=3, fused=fused).minimize(loss_fn())
 

@@ -3,22 +3,41 @@
     python3 compare.py tensorboard/ --out comparison.png --table comparison.md
     python3 compare.py tensorboard/lenet-sgd-s* tensorboard/lenet-esgd-L5-s* --out plot.png
     python3 compare.py tensorboard/ --group '^(.*)-run\\d+$' --out plot.png
+    python3 compare.py tensorboard/lenet-* --times 'parle-n3=3' --out plot.png
 
 Arguments name run folders (``tensorboard/RUN_NAME``), parents of run folders, or globs. Runs whose names
 differ only by a trailing ``-seedN`` / ``_sN`` are seeds of one configuration (or give ``--group REGEX``:
 its first group is the configuration). The figure shows test error and training loss against effective
 epochs (gradient evaluations / train size), mean and min-max band over seeds; the table (printed, and
 written as Markdown with ``--table``) gives final and best test error, mean ± std over seeds, per
-configuration. Any run that cannot be read stops the program with a one-line error and status 1.
+configuration. ``--times REGEX=N`` puts the runs whose name matches REGEX at N times their effective
+epochs: a Parle run counts them per replica, so N = its replicas draws it at the compute of all of them.
+Any run that cannot be read stops the program with a one-line error and status 1.
 """
+import argparse
 import os
 import re
 import sys
 
-from analysis.events import AnalysisError, find_runs, load_run
+from analysis.events import AnalysisError, find_runs, load_run, scale_epochs
 from analysis.report import group_runs, markdown_table, plot, summarize
 from training.atomic_file import write_atomically
 from training.settings import OneLineParser
+
+
+def times_rule(text):
+    """Parse a ``--times`` value ``REGEX=N`` into (compiled REGEX, N > 0)."""
+    pattern, sep, factor = text.rpartition("=")
+    try:
+        factor = float(factor)
+    except ValueError:
+        factor = None
+    if not sep or not pattern or factor is None or not 0 < factor < float("inf"):
+        raise argparse.ArgumentTypeError("expected REGEX=N with N a positive number, got %r" % text)
+    try:
+        return re.compile(pattern), factor
+    except re.error as e:
+        raise argparse.ArgumentTypeError("bad regular expression %r: %s" % (pattern, e)) from None
 
 
 def parse_args(argv):
@@ -31,6 +50,9 @@ def parse_args(argv):
     parser.add_argument("--group", metavar="REGEX",
                         help="configuration of a run = first group (or match) of REGEX in its name; "
                              "default: the name without a trailing -seedN/_sN")
+    parser.add_argument("--times", action="append", default=[], type=times_rule, metavar="REGEX=N",
+                        help="runs whose name matches REGEX at N times their effective epochs, e.g. a Parle "
+                             "run's replicas to draw it at total compute (repeatable; the first match counts)")
     args = parser.parse_args(argv)
     if args.group is not None:
         try:
@@ -48,6 +70,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         runs = [load_run(path) for path in find_runs(args.runs)]
+        runs = [scale_epochs(r, next((n for regex, n in args.times if regex.search(r.name)), 1.0)) for r in runs]
     except AnalysisError as e:
         print("compare.py: error: %s" % e, file=sys.stderr)
         return 1

@@ -136,3 +136,10 @@ def load_run(run_dir):
                test_error=_series(error_events, known_steps, known_epochs),
                train_loss=_series(loss_events, known_steps, known_epochs),
                wall_time=end - start)
+
+
+def scale_epochs(run, factor):
+    """Return ``run`` with its effective epochs times ``factor``: a Parle run logs them per replica, so
+    ``factor`` = its replicas puts it at the gradient evaluations of all of them."""
+    return run._replace(**{field: getattr(run, field)._replace(epochs=getattr(run, field).epochs * factor)
+                           for field in ("test_error", "train_loss")})

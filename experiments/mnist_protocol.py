@@ -45,6 +45,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -289,16 +290,28 @@ def protocol_claims(loaded, sharpness, diverged):
     return [c for c in found if c is not None]
 
 
-# Under the equal-compute figure: compare.py's x axis counts one Parle replica's gradient evaluations.
-PARLE_AXIS = ("\n\nParle's curve is drawn per replica, so it ends at 100 effective epochs where its three "
-              "replicas have made 300 in all, the compute at which the x3 curves end.")
+# Under the equal-compute figure (compare_flags puts Parle at its replicas' compute in all).
+PARLE_AXIS = ("\n\nParle's curve is drawn at the gradient evaluations of its three replicas in all (its "
+              "effective epochs per replica times 3), so that at any point on the x axis the three "
+              "configurations have used the same compute.")
+
+
+def compare_flags(configs):
+    """Return compare.py's ``--times`` flags that put each configuration of ``configs`` with replicas at
+    their compute in all (compare.py counts a Parle run's effective epochs per replica)."""
+    flags = []
+    for c in configs:
+        replicas = optimizer(c)[2]
+        if replicas > 1:
+            flags += ["--times", r"^%s-seed\d+$=%d" % (re.escape(config_name(c)), replicas)]
+    return flags
 
 
 def report(study, seeds, train_size, measure_flatness):
     """Write the results of the runs finished so far into the results README's generated section (and
     print it first): the test-error tables and figures, the flatness of the runs with an up-to-date
     result (measuring the others when ``measure_flatness``: Study.flatness), and the claims they decide.
-    The figures' x axis is compare.py's: effective epochs per replica for Parle."""
+    The figures' x axis is effective epochs, of all replicas together for Parle (``compare_flags``)."""
     blocks = [("Test error", "errors", MAIN, seeds),
               ("Parle at equal compute (LeNet)", "equal-compute", EQUAL_COMPUTE,
                [s for s in EQUAL_COMPUTE_SEEDS if s in seeds])]
@@ -318,11 +331,11 @@ def report(study, seeds, train_size, measure_flatness):
         loaded.update(block)
         parts += ["### " + heading, (error_table(study, finished, block) if finished else "") + note]
         for model in sorted({c.model for c in finished}):
-            runs = [os.path.join(study.logs, n) for c, names in finished.items() if c.model == model
-                    for n in names.values()]
+            drawn = [c for c in finished if c.model == model]
+            runs = [os.path.join(study.logs, n) for c in drawn for n in finished[c].values()]
             figure = "%s-%s.png" % (title, model)
             study.stage("compare-%s-%s" % (title, model),
-                        ["compare.py"] + runs + ["--out", os.path.join(study.results, figure)])
+                        ["compare.py"] + runs + compare_flags(drawn) + ["--out", os.path.join(study.results, figure)])
             parts.append("![%s: test error against effective epochs](%s)" % (model, figure)
                          + (PARLE_AXIS if configs is EQUAL_COMPUTE else ""))
         results = study.flatness([n for ns in finished.values() for n in ns.values()], FLATNESS_FLAGS,

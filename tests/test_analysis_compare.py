@@ -167,3 +167,25 @@ def test_compare_refuses_an_output_folder_that_does_not_exist(runs_root, tmp_pat
         compare.main([runs_root, "--out", str(tmp_path / "nope" / "x.png")])
     assert e.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_times_puts_the_runs_it_matches_at_a_multiple_of_their_effective_epochs(runs_root, tmp_path, capsys):
+    out = str(tmp_path / "t.png")
+    assert compare.main([runs_root, "--times", "^esgd=3", "--times", "esgd|sgd=7", "--out", out]) == 0
+    printed = capsys.readouterr().out
+    # last evaluations at effective epochs 3.0 (esgd: step 6 x 0.5) and 2.0 (sgd: step 20 x 0.1); the
+    # first rule that matches counts
+    assert "| esgd-L5 | 2 | 9.0 |" in printed and "| sgd | 3 | 14.0 |" in printed
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("parle", "expected REGEX=N"), ("parle=0", "expected REGEX=N"), ("=3", "expected REGEX=N"),
+    ("parle=three", "expected REGEX=N"), ("parle=inf", "expected REGEX=N"), ("(=3", "bad regular expression"),
+])
+def test_times_refuses_a_rule_it_cannot_read(runs_root, tmp_path, capsys, rule, message):
+    with pytest.raises(SystemExit) as e:
+        compare.main([runs_root, "--times", rule, "--out", str(tmp_path / "t.png")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--times" in err and message in err and err.count("\n") == 1
+    assert not os.listdir(str(tmp_path))

@@ -589,6 +589,9 @@ def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_
     assert ("![lenet: test error against effective epochs](equal-compute-lenet.png)" + mnist_protocol.PARLE_AXIS
             in text)
     assert "| error near 60 (%; x3 runs: 180) | error near 80 (%; x3 runs: 240) |" in text
+    # the figure puts Parle's 100 effective epochs per replica at the 300 of its three replicas, beside SGD x3's
+    drawn = (tmp_path / "runs" / "s" / "logs" / "compare-equal-compute-lenet.log").read_text()
+    assert "| lenet-parle-n3 | 1 | 300.0 |" in drawn and "| lenet-sgd-x3 | 1 | 300.0 |" in drawn
     assert "| lenet-sgd-x3 | 1 | 300.0 | 9.10 | 9.10 | 10.00 (at 180.0) | 9.50 (at 240.0) | – |" in text
     assert "| lenet-parle-n3 9.00 (1) | lenet-sgd-x3 9.10 (1) | -0.10 | yes |" in text
     assert (tmp_path / "results" / "s" / "errors-lenet.png").stat().st_size > 0

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from experiments.runner import cell
+from experiments.runner import cell, settle
 
 Claim = collections.namedtuple("Claim", "text candidate reference limit note strict", defaults=("", False))
 Claim.__doc__ = """One claim: ``text`` says it; ``candidate`` and ``reference`` are (label, values over seeds);
@@ -47,7 +47,7 @@ def table(claims, digits=2):
     is +0.10 and within a limit of 0.1, whatever the float rounding underneath."""
     lines = ["| claim | candidate | reference | difference | held |", "|---|---|---|---:|---|"]
     for c in claims:
-        shown_means = [round(float(np.mean(side[1])), digits) for side in (c.candidate, c.reference)]
+        shown_means = [round(float(settle(side[1], digits).mean()), digits) for side in (c.candidate, c.reference)]
         diff = round(shown_means[0] - shown_means[1], digits)
         se = difference(c.candidate[1], c.reference[1])[1]
         shown = "%+.*f" % (digits, diff) + ("" if se is None else " ± %.*f" % (digits, se))

@@ -471,10 +471,17 @@ def duration(seconds):
     return "%.1f min" % (seconds / 60.0) if seconds < 7200 else "%.1f h" % (seconds / 3600.0)
 
 
+def settle(values, digits):
+    """Return ``values`` as float64 rounded to 3 decimals beyond the ``digits`` shown: one figure read from
+    a float32 event and computed in float64 elsewhere (a test error in two tables) then shows one mean,
+    also where that mean falls on a rounding boundary (10.195)."""
+    return np.round(np.asarray(values, np.float64), digits + 3)
+
+
 def cell(values, digits, sign=False):
     """Return 'mean ± std' of ``values`` with ``digits`` decimals (sample std; one value: the value alone);
     ``sign`` puts an explicit sign on the mean."""
-    values = np.asarray(values, np.float64)
+    values = settle(values, digits)
     mean = ("%+.*f" if sign else "%.*f") % (digits, values.mean())
     return mean if len(values) == 1 else "%s ± %.*f" % (mean, digits, values.std(ddof=1))
 

@@ -183,6 +183,15 @@ def test_cell_is_mean_and_sample_std():
     assert runner.cell([-0.25, -0.75], 2, sign=True) == "-0.50 ± 0.35"
 
 
+def test_a_figure_read_in_float32_or_float64_shows_one_mean():
+    # 10.00 % and 10.01 % test error: mean 10.005, a rounding boundary, on which float32's error decides
+    exact = [10.00, 10.01]
+    read = [100 * float(np.float32(e / 100)) for e in exact]  # as evaluated, logged in float32, read back
+    assert runner.cell(read, 2) == runner.cell(exact, 2)
+    one = claims.Claim("c", ("a", read), ("b", exact), 0.0, "", False)
+    assert "| a 10.00 ± 0.01 (2) | b 10.00 ± 0.01 (2) | +0.00 ± 0.01 | yes |" in claims.table([one])
+
+
 @pytest.mark.parametrize("model,recipe,stretch,minibatches", [
     ("lenet", "esgd", 1, 20), ("mnistfc", "sgd", 1, 1), ("lenet", "sgd", 3, 1), ("lenet", "parle-n3", 1, 20)])
 def test_protocol_steps_are_the_fewest_that_reach_the_epochs(model, recipe, stretch, minibatches):

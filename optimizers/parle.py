@@ -13,11 +13,11 @@ This is the paper's update (its equation for the replicas' outer step plus the m
 our EntropySGD so that with one replica x̄ = x after every step, the elastic term is exactly zero and
 Parle is Entropy-SGD. rho is used as given (the authors' code multiplies it by L * n first).
 
-The authors' Parle code (PyTorch, MPI: ucla-vision/parle, parle_mpi.py) departs from this in the seven
-ways below (their Parle code draws no Langevin noise). A side-by-side run of the two on a small problem,
-made when this module was written and not part of the test suite, agreed to float32 rounding once all
-seven were switched to our choice. We follow the paper where it says, and the authors' Entropy-SGD code
-where it is silent:
+The authors' Parle code (PyTorch, MPI: ucla-vision/parle, parle_mpi.py at fe665ec) departs from this in
+the seven ways below (their Parle code draws no Langevin noise). Run side by side with ours on a small
+problem, noise off, it agreed to float32 rounding once all seven were switched to our choice (a one-off
+check: their code needs PyTorch and MPI, so it is not part of the test suite). We follow the paper where
+it says, and the authors' Entropy-SGD code where it is silent:
 
 1. Where the outer step starts. Theirs applies it to the last Langevin iterate x'_L, x^a <- x'_L - lr * d.
    Ours moves the anchor, x^a <- x^a - lr * d, as the paper's outer update does.
@@ -40,6 +40,10 @@ where it is silent:
    ``nesterov=False``.
 7. Where gamma's pull enters. Theirs adds gamma * (x' - x) to the gradient before the momentum buffer, which
    then accumulates it. Ours adds it after the momentum, outside the buffer, as their Entropy-SGD code does.
+
+Their script also takes one learning rate for both loops and divides it by 10 after every epoch; here
+those are settings of the run (the Langevin step ``langevin_lr`` and the outer rate's schedule, as for
+Entropy-SGD), not of the update.
 
 x̄ is the model that is evaluated and saved: it lives in the model's own variables, and the replicas
 in copies of them. Moving statistics of batch norm are averaged like the weights.

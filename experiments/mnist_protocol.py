@@ -357,14 +357,16 @@ def report(study, seeds, train_size, measure_flatness):
 
 def progress_line(study, runs, train_size):
     """Return the line that opens the results: when they were written, the runs finished (and diverged)
-    of ``runs`` ((configuration, seed) pairs), and the training time so far."""
+    of ``runs`` ((configuration, seed) pairs), and the training time, so far or, once every run has ended,
+    in all."""
     names = [(run_name(c, s), total_steps(c, train_size)) for c, s in runs]
     finished = sum(study.done(n, total) for n, total in names)
     diverged = sum(study.is_diverged(n) for n, _ in names)
     seconds = sum(study.timings.seconds(n) for n, _ in names)
     return ("*Written by `python -m experiments.mnist_protocol` on %s: %d of %d runs finished%s, %s of training "
-            "so far.*" % (time.strftime("%Y-%m-%d %H:%M %Z"), finished, len(names),
-                          ", %d diverged" % diverged if diverged else "", runner.duration(seconds)))
+            "%s.*" % (time.strftime("%Y-%m-%d %H:%M %Z"), finished, len(names),
+                      ", %d diverged" % diverged if diverged else "", runner.duration(seconds),
+                      "in all" if finished + diverged == len(names) else "so far"))
 
 
 def parse_args(argv):

@@ -559,6 +559,21 @@ def measured_result(run_dir, step, digest, flags=(), version=evaluate.RESULTS_VE
                 options=options, **numbers)
 
 
+def test_the_progress_line_counts_the_training_so_far_until_every_run_has_ended(tmp_path):
+    study = runner.Study("s", runs_root=str(tmp_path / "runs"), results_root=str(tmp_path / "results"))
+    runs = [(mnist_protocol.Config("lenet", recipe, 1), 1) for recipe in ("sgd", "adam")]
+    finished = mnist_protocol.run_name(*runs[0])
+    os.makedirs(os.path.join(study.ckpt, finished))
+    with open(os.path.join(study.ckpt, finished, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "model-%d"\n' % mnist_protocol.total_steps(runs[0][0], 60000))
+    study.timings.add(finished, 1800.0, 10)
+    assert mnist_protocol.progress_line(study, runs, 60000).endswith(
+        ": 1 of 2 runs finished, 30.0 min of training so far.*")
+    study.diverged.add(mnist_protocol.run_name(*runs[1]), 0)  # the other one has ended too
+    assert mnist_protocol.progress_line(study, runs, 60000).endswith(
+        ": 1 of 2 runs finished, 1 diverged, 30.0 min of training in all.*")
+
+
 def test_the_report_fills_the_readme_with_tables_figure_flatness_and_claims(tmp_path):
     # LeNet's three main configurations finished for seed 1 (test error at effective epochs 60, 80, 100);
     # Adam's seed 2 diverged. Every other run of the plan for seeds 1 and 2 has not started.
